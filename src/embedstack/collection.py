@@ -1,0 +1,262 @@
+"""`Collection`: the object most users touch — a folder that embeds, stores and searches text."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedstack.config import CONFIG_FILE, CollectionConfig
+from embedstack.errors import CollectionError, InvalidInputError
+from embedstack.models import DEFAULT_MODEL, Encoder, find_spec, load_model
+from embedstack.store.filters import compile_filter
+from embedstack.store.local import DB_FILE, LocalStore
+from embedstack.store.vector_index import INDEX_KINDS
+from embedstack.types import Chunk, Hit
+
+Filter = Mapping[str, Any]
+
+
+def _content_id(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+class Collection:
+    """A searchable set of texts in one folder, embedded with one model.
+
+    >>> kb = Collection.open("kb/")
+    >>> kb.add(texts=["Paris is in France"], ids=["p1"], metadata=[{"lang": "en"}])
+    >>> kb.search("French capital", k=5, filter={"lang": "en"})
+    """
+
+    def __init__(self, folder: Path, config: CollectionConfig, model: Encoder | None = None):
+        self.folder = folder
+        self.config = config
+        self._model = model
+        self._store = LocalStore(
+            folder, config.dim, config.index, hnsw_m=config.hnsw_m, ef_search=config.ef_search
+        )
+
+    # ---- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        model: str | Encoder | None = None,
+        *,
+        create: bool = True,
+        index: str | None = None,
+        hnsw_m: int = 32,
+        ef_search: int = 64,
+    ) -> Collection:
+        """Open the collection in `path`, creating it (with `model`, default MiniLM) if missing.
+
+        `index="hnsw"` builds an approximate HNSW index for large collections; the default is
+        exact search. Opening with a model other than the one the collection was built with
+        is an error, since its vectors would not be comparable.
+        """
+        folder = Path(path)
+        encoder = model if isinstance(model, Encoder) else None
+        wanted = model.name if isinstance(model, Encoder) else model
+        if (folder / CONFIG_FILE).is_file():
+            config = CollectionConfig.read(folder)
+            if wanted is not None and find_spec(wanted).name != config.model:
+                raise CollectionError(
+                    f"{folder} was built with model {config.model!r} ({config.dim}-d); "
+                    f"it cannot be searched with {wanted!r}"
+                )
+            if index is not None and index != config.index:
+                raise CollectionError(
+                    f"{folder} was created with index {config.index!r}, not {index!r}"
+                )
+        else:
+            if not create:
+                raise CollectionError(f"no collection at {folder} (no {CONFIG_FILE} there)")
+            if (folder / DB_FILE).exists():
+                raise CollectionError(f"{folder} has {DB_FILE} but no {CONFIG_FILE}; not opening")
+            if folder.exists() and not folder.is_dir():
+                raise CollectionError(f"{folder} exists and is not a folder")
+            index = index or "flat"
+            if index not in INDEX_KINDS:
+                raise InvalidInputError(f"index must be one of {INDEX_KINDS}, got {index!r}")
+            spec = find_spec(wanted or DEFAULT_MODEL)
+            config = CollectionConfig(
+                model=spec.name, dim=spec.dim, index=index, hnsw_m=hnsw_m, ef_search=ef_search
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            config.write(folder)
+        return cls(folder, config, encoder)
+
+    @property
+    def model(self) -> Encoder:
+        """The collection's encoder, loaded on first use (opening a collection stays fast)."""
+        if self._model is None:
+            self._model = load_model(self.config.model)
+        return self._model
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __repr__(self) -> str:
+        return f"Collection({str(self.folder)!r}, model={self.config.model!r})"
+
+    # ---- writes --------------------------------------------------------------------------------
+
+    def add(
+        self,
+        texts: str | Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+        embeddings: np.ndarray | None = None,
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Insert or replace (by id) texts with their metadata; all or nothing.
+
+        Without `ids`, an id is derived from each text's content. Pass `embeddings` to store
+        vectors computed elsewhere (they are L2-normalised). Returns the ids written.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise InvalidInputError("nothing to add: texts is empty")
+        ids = (
+            [_content_id(t) if isinstance(t, str) else "" for t in texts]
+            if ids is None
+            else list(ids)
+        )
+        metadata = [{} for _ in texts] if metadata is None else list(metadata)
+        if not len(ids) == len(metadata) == len(texts):
+            raise InvalidInputError(
+                f"texts, ids and metadata differ in length ({len(texts)}, {len(ids)}, "
+                f"{len(metadata)})"
+            )
+        _validate_rows(texts, ids, metadata)
+        if embeddings is None:
+            vectors = self.model.encode(
+                texts, batch_size=batch_size, show_progress_bar=show_progress
+            )
+        else:
+            vectors = self._check_vectors(embeddings, rows=len(texts))
+        self._store.upsert(ids, texts, metadata, vectors)
+        return ids
+
+    upsert = add
+
+    def delete(self, ids: str | Sequence[str]) -> int:
+        """Delete by id; returns how many of the ids existed."""
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        return self._store.delete(ids)
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def get(self, ids: str | Sequence[str]) -> list[Chunk]:
+        """The stored chunks among `ids`, in the order asked (missing ids are left out)."""
+        return self._store.get([ids] if isinstance(ids, str) else list(ids))
+
+    def count(self, filter: Filter | None = None) -> int:
+        return self._store.count(filter)
+
+    def search(
+        self, query: str | Sequence[float] | np.ndarray, k: int = 10, filter: Filter | None = None
+    ) -> list[Hit]:
+        """The k chunks most similar to a query text or vector, optionally filtered by metadata."""
+        if isinstance(query, str):
+            return self.search_batch([query], k=k, filter=filter)[0]
+        vector = np.asarray(query, dtype=np.float32)
+        if vector.ndim != 1:
+            raise InvalidInputError(f"a query vector must be 1-D, got shape {vector.shape}")
+        return self.search_batch(vector[None, :], k=k, filter=filter)[0]
+
+    def search_batch(
+        self,
+        queries: Sequence[str] | np.ndarray,
+        k: int = 10,
+        filter: Filter | None = None,
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> list[list[Hit]]:
+        """Search many queries at once (texts or a 2-D array of vectors)."""
+        compile_filter(filter)  # reject a bad filter before spending time on encoding
+        if isinstance(queries, np.ndarray):
+            vectors = self._check_vectors(queries)
+        else:
+            queries = list(queries)
+            for position, query in enumerate(queries):
+                if not isinstance(query, str) or not query.strip():
+                    raise InvalidInputError(f"query {position} is empty or not a string")
+            vectors = self.model.encode(
+                queries, batch_size=batch_size, show_progress_bar=show_progress
+            )
+        results = self._store.search(vectors, k, filter)
+        return [[Hit(chunk, score) for chunk, score in row] for row in results]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "path": str(self.folder),
+            "model": self.config.model,
+            "dim": self.config.dim,
+            "index": self.config.index,
+            "count": self.count(),
+            "format_version": self.config.format_version,
+        }
+
+    def _check_vectors(self, vectors: Any, rows: int | None = None) -> np.ndarray:
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != self.config.dim:
+            got = array.shape[-1] if array.ndim else 0
+            raise InvalidInputError(
+                f"wrong vector dimension: got {got}, the collection's model "
+                f"{self.config.model!r} has {self.config.dim}"
+            )
+        if rows is not None and array.shape[0] != rows:
+            raise InvalidInputError(f"expected {rows} embeddings, got {array.shape[0]}")
+        if not np.isfinite(array).all():
+            raise InvalidInputError("vectors contain NaN or infinite values")
+        norms = np.linalg.norm(array, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise InvalidInputError("vectors must not be all zeros")
+        return array / norms
+
+
+def _validate_rows(texts: list, ids: list, metadata: list) -> None:
+    """Check every row before anything is encoded or written."""
+    seen: dict[str, int] = {}
+    for position, (text, id_, meta) in enumerate(zip(texts, ids, metadata, strict=True)):
+        if not isinstance(id_, str) or not id_:
+            raise InvalidInputError(f"row {position}: id must be a non-empty string, got {id_!r}")
+        if id_ in seen:
+            raise InvalidInputError(f"duplicate id {id_!r} at rows {seen[id_]} and {position}")
+        seen[id_] = position
+        if not isinstance(text, str):
+            raise InvalidInputError(f"row {position} (id {id_!r}): text is not a string")
+        if not text.strip():
+            raise InvalidInputError(f"row {position} (id {id_!r}): text is empty")
+        if not isinstance(meta, Mapping):
+            raise InvalidInputError(f"row {position} (id {id_!r}): metadata must be a mapping")
+        try:
+            json.dumps(meta, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"row {position} (id {id_!r}): metadata is not JSON-serialisable: {exc}"
+            ) from exc
+        for key in meta:
+            if not isinstance(key, str):
+                raise InvalidInputError(
+                    f"row {position} (id {id_!r}): metadata keys must be strings"
+                )

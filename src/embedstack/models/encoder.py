@@ -1,0 +1,65 @@
+"""Encode texts into L2-normalised float32 vectors, the way sentence-transformers does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from embedstack.errors import InvalidInputError
+from embedstack.models.pooling import l2_normalize, pool
+from embedstack.models.sbert_folder import SbertConfig
+from embedstack.models.tokenization import TextTokenizer
+from embedstack.progress import progress_bar
+
+Backend = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+class Encoder:
+    """A loaded embedding model: `encode(texts) -> (n, dim)` array, rows of unit length."""
+
+    def __init__(self, name: str, config: SbertConfig, backend: Backend, dim: int) -> None:
+        self.name = name
+        self.dim = dim
+        self.max_tokens = config.max_seq_length
+        self._config = config
+        self._tokenizer = TextTokenizer(config.tokenizer_file, config.max_seq_length)
+        self._backend = backend
+
+    def __repr__(self) -> str:
+        return f"Encoder(name={self.name!r}, dim={self.dim}, max_tokens={self.max_tokens})"
+
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+    ) -> np.ndarray:
+        """Embed texts; a single string gives a 1-D vector, a list a 2-D array.
+
+        Texts longer than `max_tokens` word pieces are truncated. Batches are formed from texts
+        of similar length so little compute goes into padding; output order matches input order.
+        """
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
+        for position, text in enumerate(items):
+            if not isinstance(text, str):
+                raise InvalidInputError(
+                    f"text at position {position} is {type(text).__name__}, not str"
+                )
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode(items)
+        order = sorted(range(len(items)), key=lambda i: -len(encodings[i].ids))
+        with progress_bar(
+            len(items), f"Encoding ({self.name})", enabled=show_progress_bar, unit="texts"
+        ) as advance:
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = TextTokenizer.pad([encodings[i] for i in rows])
+                tokens = self._backend(batch)
+                pooled = pool(tokens, batch["attention_mask"], self._config.pooling)
+                out[rows] = l2_normalize(pooled) if self._config.normalize else pooled
+                advance(len(rows))
+        return out[0] if single else out

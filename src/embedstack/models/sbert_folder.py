@@ -1,0 +1,82 @@
+"""Read a sentence-transformers model folder's settings without importing sentence-transformers.
+
+We reproduce its pipeline (truncate → transformer → pool → normalise) ourselves so that the
+transformer step can be swapped for a faster runtime while the results stay identical.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedstack.errors import ModelNotFoundError
+
+_POOLING_MODES = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+}
+
+
+@dataclass(frozen=True)
+class SbertConfig:
+    """What the encoder needs to know about a sentence-transformers folder."""
+
+    transformer_dir: Path
+    tokenizer_file: Path
+    max_seq_length: int
+    pooling: str  # "mean" | "cls" | "max"
+    normalize: bool
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelNotFoundError(f"cannot read model file {path}: {exc}") from exc
+
+
+def read_sbert_folder(folder: Path) -> SbertConfig:
+    """Parse modules.json and the module configs it points to."""
+    folder = Path(folder)
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        raise ModelNotFoundError(
+            f"{folder} is not a sentence-transformers folder (no modules.json)"
+        )
+    modules = _read_json(modules_file)
+    transformer_dir: Path | None = None
+    pooling = "mean"
+    normalize = False
+    for module in modules:
+        kind = module.get("type", "")
+        path = folder / module.get("path", "")
+        if kind.endswith("models.Transformer"):
+            transformer_dir = path
+        elif kind.endswith("models.Pooling"):
+            config = _read_json(path / "config.json")
+            chosen = [mode for key, mode in _POOLING_MODES.items() if config.get(key)]
+            if len(chosen) != 1:
+                raise ModelNotFoundError(f"unsupported pooling settings in {path}: {config}")
+            pooling = chosen[0]
+        elif kind.endswith("models.Normalize"):
+            normalize = True
+        else:
+            raise ModelNotFoundError(
+                f"unsupported sentence-transformers module {kind!r} in {folder}"
+            )
+    if transformer_dir is None:
+        raise ModelNotFoundError(f"{folder} has no Transformer module in modules.json")
+    settings_file = transformer_dir / "sentence_bert_config.json"
+    settings = _read_json(settings_file) if settings_file.is_file() else {}
+    tokenizer_file = transformer_dir / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise ModelNotFoundError(f"{transformer_dir} has no tokenizer.json")
+    return SbertConfig(
+        transformer_dir=transformer_dir,
+        tokenizer_file=tokenizer_file,
+        max_seq_length=int(settings.get("max_seq_length", 512)),
+        pooling=pooling,
+        normalize=normalize,
+    )

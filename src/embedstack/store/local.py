@@ -1,0 +1,307 @@
+"""The embedded store: SQLite holds ids, text, metadata and vectors; FAISS searches the vectors.
+
+SQLite is the source of truth and every write is one SQLite transaction, so a crash leaves the
+last committed state. The FAISS index is derived data: it is checkpointed to
+`vectors-<generation>.faiss` (write to a temp file, then an atomic rename) and rebuilt from SQLite
+whenever the checkpoint does not match the database's generation (after a crash, or after
+another process wrote to the collection).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedstack.errors import CollectionError, InvalidInputError
+from embedstack.store.filters import compile_filter
+from embedstack.store.vector_index import VectorIndex
+from embedstack.types import Chunk
+
+DB_FILE = "embedstack.db"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    vid INTEGER PRIMARY KEY,          -- FAISS id; never reused, so HNSW tombstones stay valid
+    id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,           -- JSON object
+    vector BLOB NOT NULL              -- float32, little-endian
+);
+INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('next_vid', '0');
+"""
+REBUILD_DEAD_FRACTION = 0.25  # HNSW: rebuild the graph once this share of nodes is deleted
+
+
+def _id_list(ids: Sequence[Any]) -> str:
+    """Pass any number of ids to SQLite as one JSON parameter (no host-parameter limit)."""
+    return json.dumps(list(ids))
+
+
+class LocalStore:
+    """Vectors + rows + metadata in one folder, updated atomically."""
+
+    def __init__(
+        self,
+        folder: Path,
+        dim: int,
+        index: str = "flat",
+        hnsw_m: int = 32,
+        ef_search: int = 64,
+    ) -> None:
+        self.folder = Path(folder)
+        self.dim = dim
+        try:
+            self._db = sqlite3.connect(self.folder / DB_FILE, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CollectionError(f"cannot open {self.folder / DB_FILE}: {exc}") from exc
+        self._index = VectorIndex(dim, index, hnsw_m=hnsw_m, ef_search=ef_search)
+        self._generation = -1  # generation the in-memory index reflects
+        self._checkpointed = -1
+        self._sync_index()
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self._db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(value), key))
+
+    def _checkpoint_path(self, generation: int) -> Path:
+        return self.folder / f"vectors-{generation}.faiss"
+
+    def _sync_index(self) -> None:
+        """Make the in-memory index match the database (from a checkpoint if one fits)."""
+        generation = self._meta("generation")
+        if generation == self._generation:
+            return
+        checkpoint = self._checkpoint_path(generation)
+        live = np.array([r[0] for r in self._db.execute("SELECT vid FROM chunks")], dtype=np.int64)
+        if checkpoint.exists():
+            try:
+                self._index.load(checkpoint)
+                self._index.mark_dead(set(self._index.ids().tolist()) - set(live.tolist()))
+                self._checkpointed = generation
+            except (RuntimeError, ValueError):
+                self._rebuild()  # an unreadable checkpoint is only a cache miss
+        else:
+            self._rebuild()
+        self._generation = generation
+
+    def _rebuild(self) -> None:
+        self._index = VectorIndex(
+            self.dim, self._index.kind, hnsw_m=self._index.hnsw_m, ef_search=self._index.ef_search
+        )
+        rows = self._db.execute("SELECT vid, vector FROM chunks ORDER BY vid").fetchall()
+        if rows:
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, self.dim)
+            self._index.add(ids, vectors)
+        self._checkpointed = -1
+
+    def flush(self) -> None:
+        """Checkpoint the vector index so the next open skips the rebuild."""
+        if self._checkpointed == self._generation or self._generation < 0:
+            return
+        target = self._checkpoint_path(self._generation)
+        tmp = target.with_suffix(".faiss.tmp")
+        self._index.save(tmp)
+        os.replace(tmp, target)
+        self._checkpointed = self._generation
+        for old in self.folder.glob("vectors-*.faiss"):
+            if old != target:
+                old.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._db is None:
+            return
+        self.flush()
+        self._db.close()
+        self._db = None
+
+    # ---- writes --------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+        vectors: np.ndarray,
+    ) -> None:
+        """Insert or replace rows by id, all or nothing."""
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        if vectors.shape != (len(ids), self.dim):
+            raise InvalidInputError(
+                f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}"
+            )
+        encoded_metadata = [json.dumps(m, ensure_ascii=False) for m in metadatas]
+        with self._write() as db:
+            old = [
+                r[0]
+                for r in db.execute(
+                    "SELECT vid FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+                    (_id_list(ids),),
+                )
+            ]
+            db.execute(
+                "DELETE FROM chunks WHERE id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
+            )
+            first = self._meta("next_vid")
+            new = np.arange(first, first + len(ids), dtype=np.int64)
+            db.executemany(
+                "INSERT INTO chunks (vid, id, text, metadata, vector) VALUES (?, ?, ?, ?, ?)",
+                zip(
+                    new.tolist(),
+                    ids,
+                    texts,
+                    encoded_metadata,
+                    (v.tobytes() for v in vectors),
+                    strict=True,
+                ),
+            )
+            self._set_meta("next_vid", first + len(ids))
+            self._pending = (np.array(old, dtype=np.int64), new, vectors)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete rows by id; returns how many existed."""
+        with self._write() as db:
+            old = [
+                r[0]
+                for r in db.execute(
+                    "SELECT vid FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+                    (_id_list(ids),),
+                )
+            ]
+            db.execute(
+                "DELETE FROM chunks WHERE id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
+            )
+            self._pending = (np.array(old, dtype=np.int64), np.empty(0, np.int64), None)
+        return len(old)
+
+    def _write(self) -> _WriteTransaction:
+        return _WriteTransaction(self)
+
+    def _apply_pending(self) -> None:
+        removed, added, vectors = self._pending
+        self._index.remove(removed)
+        if vectors is not None:
+            self._index.add(added, vectors)
+        if self._index.dead_fraction > REBUILD_DEAD_FRACTION:
+            self._rebuild()
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def count(self, filter: Mapping[str, Any] | None = None) -> int:
+        where, params = compile_filter(filter)
+        return self._db.execute(f"SELECT COUNT(*) FROM chunks WHERE {where}", params).fetchone()[0]
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        """Stored chunks for the ids that exist, in the order asked."""
+        rows = self._db.execute(
+            "SELECT id, text, metadata FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            (_id_list(ids),),
+        ).fetchall()
+        by_id = {r[0]: Chunk(r[0], r[1], json.loads(r[2])) for r in rows}
+        return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+
+    def ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY vid")]
+
+    def search(
+        self, queries: np.ndarray, k: int, filter: Mapping[str, Any] | None = None
+    ) -> list[list[tuple[Chunk, float]]]:
+        """Top-k chunks per query vector by cosine similarity, restricted by a metadata filter.
+
+        A filter selects its candidate ids in SQL first and FAISS searches only among them, so
+        k hits come back whenever k rows match (no post-filtering shortfall).
+        """
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise InvalidInputError(
+                f"query vectors must have dimension {self.dim}, got shape {queries.shape}"
+            )
+        if k < 1:
+            raise InvalidInputError(f"k must be at least 1, got {k}")
+        self._sync_index()
+        allowed = None
+        if filter:
+            where, params = compile_filter(filter)
+            allowed = np.array(
+                [r[0] for r in self._db.execute(f"SELECT vid FROM chunks WHERE {where}", params)],
+                dtype=np.int64,
+            )
+            if not len(allowed):
+                return [[] for _ in queries]
+        expected = min(k, len(allowed) if allowed is not None else len(self._index))
+        scores, vids = self._index.search(queries, k, allowed)
+        results = []
+        for row, (row_scores, row_vids) in enumerate(zip(scores, vids, strict=True)):
+            found = [
+                (int(v), float(s)) for v, s in zip(row_vids, row_scores, strict=True) if v >= 0
+            ]
+            if len(found) < expected:  # an approximate (HNSW) search came up short: go exact
+                found = self._exact(queries[row], k, allowed)
+            results.append(found)
+        return self._fetch(results)
+
+    def _exact(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        sql = "SELECT vid, vector FROM chunks"
+        params: tuple = ()
+        if allowed is not None:
+            sql += " WHERE vid IN (SELECT value FROM json_each(?))"
+            params = (json.dumps(allowed.tolist()),)
+        rows = self._db.execute(sql, params).fetchall()
+        if not rows:
+            return []
+        vids = np.array([r[0] for r in rows], dtype=np.int64)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, self.dim)
+        scores = matrix @ query
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(int(vids[i]), float(scores[i])) for i in top]
+
+    def _fetch(self, results: list[list[tuple[int, float]]]) -> list[list[tuple[Chunk, float]]]:
+        wanted = {vid for row in results for vid, _ in row}
+        rows = self._db.execute(
+            "SELECT vid, id, text, metadata FROM chunks "
+            "WHERE vid IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(wanted)),),
+        ).fetchall()
+        chunks = {r[0]: Chunk(r[1], r[2], json.loads(r[3])) for r in rows}
+        return [[(chunks[vid], score) for vid, score in row if vid in chunks] for row in results]
+
+
+class _WriteTransaction:
+    """BEGIN IMMEDIATE … COMMIT, bumping the generation; the index changes only after commit."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self.store._db
+        db.execute("BEGIN IMMEDIATE")
+        # Another process may have written since we last looked: catch up before changing things.
+        self.store._sync_index()
+        self.store._pending = (np.empty(0, np.int64), np.empty(0, np.int64), None)
+        return db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        store = self.store
+        if exc_type is not None:
+            store._db.execute("ROLLBACK")
+            return
+        generation = store._meta("generation") + 1
+        store._set_meta("generation", generation)
+        store._db.execute("COMMIT")
+        store._apply_pending()
+        store._generation = generation

@@ -1,0 +1,39 @@
+"""Plain records passed between layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One stored unit of text: what `get` returns and what a search hit points to."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result; `score` is cosine similarity for dense search."""
+
+    chunk: Chunk
+    score: float
+    scores_by_stage: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.chunk.id
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.chunk.metadata
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
