@@ -1,0 +1,215 @@
+"""Typer app: thin wrappers over the Python API, Rich output, `--json` for machines.
+
+Every user error prints one line, `error: ...`, on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from embedstack.collection import Collection
+from embedstack.errors import EmbedstackError
+from embedstack.models import DEFAULT_MODEL
+
+app = typer.Typer(
+    help="embedstack: embed, store, search and evaluate text on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+eval_app = typer.Typer(
+    help="Evaluate models and pipelines on standard data sets.", no_args_is_help=True
+)
+app.add_typer(eval_app, name="eval")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+CollectionArg = Annotated[Path, typer.Argument(help="Collection folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+
+
+def fail(message: str) -> None:
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def user_errors(command: F) -> F:
+    """Turn EmbedstackError (and OS errors on user paths) into one line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except EmbedstackError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+def parse_filter(raw: str | None) -> dict | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        fail(f"--filter is not valid JSON: {exc.msg} at position {exc.pos}")
+    if not isinstance(value, dict):
+        fail('--filter must be a JSON object, e.g. \'{"lang": "en"}\'')
+    return value
+
+
+def open_existing(path: Path) -> Collection:
+    return Collection.open(path, create=False)
+
+
+@app.command()
+@user_errors
+def add(
+    collection: CollectionArg,
+    jsonl: Annotated[Path, typer.Option(help='JSON lines: {"id", "text", ...metadata}.')],
+    model: Annotated[str, typer.Option(help="Model for a new collection.")] = DEFAULT_MODEL,
+    index: Annotated[str, typer.Option(help="Index for a new collection: flat | hnsw.")] = "flat",
+    batch_size: Annotated[int, typer.Option(help="Texts per encoder batch.")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add (or update, by id) the records of a JSON-lines file."""
+    from embedstack.cli.records import read_jsonl_records
+
+    records = read_jsonl_records(jsonl)
+    existing = (collection / "collection.toml").exists()
+    with Collection.open(
+        collection, None if existing else model, index=None if existing else index
+    ) as kb:
+        kb.add(
+            records.texts,
+            ids=records.ids,
+            metadata=records.metadata,
+            batch_size=batch_size,
+            show_progress=True,
+        )
+        count = kb.count()
+    if as_json:
+        print_json({"added": len(records.ids), "count": count})
+    else:
+        out.print(f"Added {len(records.ids)} records to {collection} (now {count}).")
+
+
+@app.command()
+@user_errors
+def search(
+    collection: CollectionArg,
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.")] = 5,
+    filter: Annotated[
+        str | None, typer.Option("--filter", help='Metadata filter, e.g. \'{"lang": "en"}\'.')
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search a collection by meaning."""
+    where = parse_filter(filter)
+    with open_existing(collection) as kb:
+        with err.status(f"Loading {kb.config.model}…"):
+            _ = kb.model
+        hits = kb.search(query, k=k, filter=where)
+    if as_json:
+        print_json([hit.to_dict() for hit in hits])
+        return
+    table = Table(title=f"{len(hits)} hits for {query!r}", show_lines=False)
+    for column in ("#", "score", "id", "text", "metadata"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = hit.text if len(hit.text) <= 160 else hit.text[:157] + "…"
+        table.add_row(
+            str(rank),
+            f"{hit.score:.4f}",
+            hit.id,
+            snippet,
+            json.dumps(hit.metadata, ensure_ascii=False),
+        )
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def info(collection: CollectionArg, as_json: JsonOpt = False) -> None:
+    """Show a collection's model, index and size."""
+    with open_existing(collection) as kb:
+        details = kb.info()
+    if as_json:
+        print_json(details)
+        return
+    table = Table(show_header=False)
+    for key, value in details.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def delete(
+    collection: CollectionArg,
+    ids: Annotated[list[str], typer.Argument(help="Ids to delete.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete records by id."""
+    with open_existing(collection) as kb:
+        deleted = kb.delete(ids)
+        count = kb.count()
+    if as_json:
+        print_json({"deleted": deleted, "missing": len(set(ids)) - deleted, "count": count})
+    else:
+        out.print(f"Deleted {deleted} of {len(set(ids))} ids from {collection} (now {count}).")
+
+
+@eval_app.command("retrieval")
+@user_errors
+def eval_retrieval(
+    data: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option(help="qrels split to evaluate.")] = "test",
+    model: Annotated[str, typer.Option(help="Model name from the catalog.")] = DEFAULT_MODEL,
+    batch_size: Annotated[int, typer.Option(help="Texts per encoder batch.")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set (MTEB's protocol)."""
+    from embedstack.evaluation import evaluate_retrieval
+    from embedstack.evaluation.beir import load_beir
+    from embedstack.models import find_spec
+
+    find_spec(model)  # fail on a bad model name before reading a large data set
+    dataset = load_beir(data, split)  # and on a corrupt data set before loading the model
+    result = evaluate_retrieval(
+        dataset, model, split=split, batch_size=batch_size, show_progress=True
+    )
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"{data} ({split}) · {result['model']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+        table.add_row(key, f"{result[key]:.5f}")
+    table.add_row("docs/s", f"{result['docs_per_s']:.1f}")
+    table.add_row("queries/s", f"{result['queries_per_s']:.1f}")
+    table.add_row("documents · queries", f"{result['n_docs']} · {result['n_queries']}")
+    out.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,168 @@
+"""The installed `embedstack` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import needs_shared_data
+from tests.evaluation.test_retrieval import scifact_slice
+
+EMBEDSTACK = Path(sys.executable).parent / "embedstack"
+RECORDS = [
+    {"id": "paris", "text": "Paris is the capital of France.", "lang": "en", "year": 2020},
+    {
+        "id": "berlin",
+        "text": "Berlin ist die Hauptstadt von Deutschland.",
+        "lang": "de",
+        "year": 2021,
+    },
+    {"id": "rome", "text": "Rome is the capital of Italy.", "lang": "en", "year": 2019},
+    {"id": "tea", "text": "Green tea contains antioxidants.", "lang": "en", "year": 2022},
+]
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [str(EMBEDSTACK), *map(str, args)], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for word in words:
+        assert word in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "kb"
+    data = folder.parent / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    result = run("add", folder, "--jsonl", data, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"added": 4, "count": 4}
+    return folder
+
+
+def stored(folder: Path) -> dict:
+    from embedstack import Collection
+
+    with Collection.open(folder, create=False) as kb:
+        return {c.id: (c.text, c.metadata) for c in kb.get(kb._store.ids())}
+
+
+def test_search_json_with_filter(collection):
+    result = run(
+        "search",
+        collection,
+        "capital city of Italy",
+        "-k",
+        "2",
+        "--filter",
+        '{"lang": "en"}',
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)  # stdout holds JSON only
+    assert [h["id"] for h in hits][0] == "rome" and len(hits) == 2
+    assert all(h["metadata"]["lang"] == "en" for h in hits)
+    assert set(hits[0]) == {"id", "score", "text", "metadata"}
+
+
+def test_search_table_and_info(collection):
+    result = run("search", collection, "French capital", "-k", "1")
+    assert result.returncode == 0 and "paris" in result.stdout
+    info = json.loads(run("info", collection, "--json").stdout)
+    assert info["model"] == "all-MiniLM-L6-v2" and info["dim"] == 384 and info["count"] == 4
+
+
+def test_delete(tmp_path, collection):
+    result = run("delete", collection, "tea", "nope", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"deleted": 1, "missing": 1, "count": 3}
+    assert "tea" not in stored(collection)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--filter", "{lang: en}"], ["--filter is not valid JSON"]),
+        (["--filter", '{"lang": {"$like": "e%"}}'], ["unknown operator '$like'"]),
+        (["--filter", '["lang"]'], ["--filter must be a JSON object"]),
+    ],
+)
+def test_bad_filters(collection, args, words):
+    before = stored(collection)
+    assert_one_line_error(run("search", collection, "capital", *args), *words)
+    assert stored(collection) == before
+
+
+def test_empty_query(collection):
+    assert_one_line_error(run("search", collection, "  "), "empty")
+
+
+def test_missing_collection(tmp_path):
+    for args in (
+        ["search", tmp_path / "nope", "x"],
+        ["info", tmp_path / "nope"],
+        ["delete", tmp_path / "nope", "a"],
+    ):
+        assert_one_line_error(run(*args), "no collection at")
+    assert not (tmp_path / "nope").exists()
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (
+            '{"id": "new1", "text": "fine"}\n{"id": "new2", "text": "broken\n',
+            [":2:", "not valid JSON"],
+        ),
+        ('{"id": "new1", "text": "fine"}\n{"id": "new2", "text": "   "}\n', [":2:", "'text'"]),
+        ('{"id": "paris", "text": "replacement"}\n{"text": "no id"}\n', [":2:", "'id'"]),
+    ],
+)
+def test_bad_jsonl_stores_nothing(tmp_path, collection, content, words):
+    before = stored(collection)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    assert_one_line_error(run("add", collection, "--jsonl", bad), *words)
+    assert stored(collection) == before
+
+
+def test_eval_rejects_a_corrupt_corpus_line(tmp_path):
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{"_id": "d2", "te\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "q"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    assert_one_line_error(run("eval", "retrieval", "--data", tmp_path), "corpus.jsonl:2")
+
+
+def test_eval_rejects_an_unknown_model(tmp_path):
+    assert_one_line_error(
+        run("eval", "retrieval", "--data", tmp_path, "--model", "nope"),
+        "unknown model 'nope'",
+        "all-MiniLM-L6-v2",
+    )
+
+
+@needs_shared_data
+def test_eval_retrieval_json(tmp_path):
+    result = run(
+        "eval", "retrieval", "--data", scifact_slice(tmp_path / "slice", 20, 100), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "docs_per_s", "queries_per_s"):
+        assert key in report
+    assert 0.5 < report["ndcg@10"] <= 1.0 and report["n_queries"] == 20
