@@ -16,17 +16,19 @@ DIM = 384
 LANGS = ["en", "de", "fr", "es"]
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any) -> str | None:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float):
         return "number"
-    return "text"
+    if isinstance(value, str):
+        return "text"
+    return None  # lists, objects and nulls are stored but never match
 
 
 def _compare(stored: Any, op: str, value: Any) -> bool:
     """Reference semantics: values only compare within the same kind; missing never matches."""
-    if stored is None or _kind(stored) != _kind(value):
+    if _kind(stored) is None or _kind(stored) != _kind(value):
         return False
     return {
         "$eq": stored == value,
@@ -70,6 +72,11 @@ def _metadata(i: int, rng: random.Random) -> dict:
         meta["draft"] = rng.random() < 0.5
     if i % 17 == 0:
         meta["year"] = str(meta["year"])  # a string where others have numbers: kinds must not mix
+    if i % 13 == 0:
+        meta["tags"] = ["a", "b"]
+        meta["note"] = None
+    if i % 29 == 0:
+        meta["big"] = 2**70  # beyond SQLite's int64: indexed as a float
     return meta
 
 
@@ -94,6 +101,9 @@ FILTERS = [
     {"$or": [{"$and": [{"lang": "en"}, {"draft": False}]}, {"score": {"$gt": 0.95}}]},
     {"missing_field": "x"},
     {"lang": "en", "year": 1990, "score": 0.5},
+    {"tags": "a"},
+    {"note": {"$ne": "x"}},
+    {"big": {"$gt": 2**69}},
 ]
 
 

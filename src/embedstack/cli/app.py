@@ -79,13 +79,23 @@ def open_existing(path: Path) -> Collection:
     return Collection.open(path, create=False)
 
 
+def load_model_with_status(kb: Collection) -> None:
+    """Loading a model takes seconds: show a spinner instead of a silent pause."""
+    with err.status(f"Loading {kb.config.model}…"):
+        _ = kb.model
+
+
 @app.command()
 @user_errors
 def add(
     collection: CollectionArg,
     jsonl: Annotated[Path, typer.Option(help='JSON lines: {"id", "text", ...metadata}.')],
-    model: Annotated[str, typer.Option(help="Model for a new collection.")] = DEFAULT_MODEL,
-    index: Annotated[str, typer.Option(help="Index for a new collection: flat | hnsw.")] = "flat",
+    model: Annotated[
+        str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
+    ] = None,
+    index: Annotated[
+        str | None, typer.Option(help="Index for a new collection: flat (default) | hnsw.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per encoder batch.")] = 32,
     as_json: JsonOpt = False,
 ) -> None:
@@ -93,10 +103,8 @@ def add(
     from embedstack.cli.records import read_jsonl_records
 
     records = read_jsonl_records(jsonl)
-    existing = (collection / "collection.toml").exists()
-    with Collection.open(
-        collection, None if existing else model, index=None if existing else index
-    ) as kb:
+    with Collection.open(collection, model, index=index) as kb:
+        load_model_with_status(kb)
         kb.add(
             records.texts,
             ids=records.ids,
@@ -125,8 +133,7 @@ def search(
     """Search a collection by meaning."""
     where = parse_filter(filter)
     with open_existing(collection) as kb:
-        with err.status(f"Loading {kb.config.model}…"):
-            _ = kb.model
+        load_model_with_status(kb)
         hits = kb.search(query, k=k, filter=where)
     if as_json:
         print_json([hit.to_dict() for hit in hits])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from embedstack.errors import CollectionError, InvalidInputError
-from embedstack.store.filters import compile_filter
+from embedstack.store.filters import compile_filter, index_rows
 from embedstack.store.vector_index import VectorIndex
 from embedstack.types import Chunk
 
@@ -30,9 +30,16 @@ CREATE TABLE IF NOT EXISTS chunks (
     vid INTEGER PRIMARY KEY,          -- FAISS id; never reused, so HNSW tombstones stay valid
     id TEXT NOT NULL UNIQUE,
     text TEXT NOT NULL,
-    metadata TEXT NOT NULL,           -- JSON object
-    vector BLOB NOT NULL              -- float32, little-endian
+    metadata TEXT NOT NULL            -- JSON object
 );
+-- Apart from chunks so that scans of ids and metadata do not read past the vectors.
+CREATE TABLE IF NOT EXISTS vectors (vid INTEGER PRIMARY KEY, vector BLOB NOT NULL);  -- float32 LE
+-- Scalar metadata values, one row each, for indexed filtering (see filters.py).
+CREATE TABLE IF NOT EXISTS chunk_meta (
+    vid INTEGER NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, value,
+    PRIMARY KEY (vid, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_meta_lookup ON chunk_meta (key, kind, value);
 INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('next_vid', '0');
 """
 REBUILD_DEAD_FRACTION = 0.25  # HNSW: rebuild the graph once this share of nodes is deleted
@@ -101,7 +108,7 @@ class LocalStore:
         self._index = VectorIndex(
             self.dim, self._index.kind, hnsw_m=self._index.hnsw_m, ef_search=self._index.ef_search
         )
-        rows = self._db.execute("SELECT vid, vector FROM chunks ORDER BY vid").fetchall()
+        rows = self._db.execute("SELECT vid, vector FROM vectors ORDER BY vid").fetchall()
         if rows:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, self.dim)
@@ -144,54 +151,50 @@ class LocalStore:
                 f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}"
             )
         encoded_metadata = [json.dumps(m, ensure_ascii=False) for m in metadatas]
-        with self._write() as db:
-            old = [
-                r[0]
-                for r in db.execute(
-                    "SELECT vid FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
-                    (_id_list(ids),),
-                )
-            ]
-            db.execute(
-                "DELETE FROM chunks WHERE id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
-            )
+        with self._write() as txn:
+            txn.removed = self._delete_rows(ids)
             first = self._meta("next_vid")
-            new = np.arange(first, first + len(ids), dtype=np.int64)
-            db.executemany(
-                "INSERT INTO chunks (vid, id, text, metadata, vector) VALUES (?, ?, ?, ?, ?)",
-                zip(
-                    new.tolist(),
-                    ids,
-                    texts,
-                    encoded_metadata,
-                    (v.tobytes() for v in vectors),
-                    strict=True,
+            txn.added = np.arange(first, first + len(ids), dtype=np.int64)
+            txn.vectors = vectors
+            vids = txn.added.tolist()
+            self._db.executemany(
+                "INSERT INTO chunks (vid, id, text, metadata) VALUES (?, ?, ?, ?)",
+                zip(vids, ids, texts, encoded_metadata, strict=True),
+            )
+            self._db.executemany(
+                "INSERT INTO vectors (vid, vector) VALUES (?, ?)",
+                zip(vids, (v.tobytes() for v in vectors), strict=True),
+            )
+            self._db.executemany(
+                "INSERT INTO chunk_meta (vid, key, kind, value) VALUES (?, ?, ?, ?)",
+                (
+                    row
+                    for vid, meta in zip(vids, metadatas, strict=True)
+                    for row in index_rows(vid, meta)
                 ),
             )
             self._set_meta("next_vid", first + len(ids))
-            self._pending = (np.array(old, dtype=np.int64), new, vectors)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete rows by id; returns how many existed."""
-        with self._write() as db:
-            old = [
-                r[0]
-                for r in db.execute(
-                    "SELECT vid FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
-                    (_id_list(ids),),
-                )
-            ]
-            db.execute(
-                "DELETE FROM chunks WHERE id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
-            )
-            self._pending = (np.array(old, dtype=np.int64), np.empty(0, np.int64), None)
-        return len(old)
+        with self._write() as txn:
+            txn.removed = self._delete_rows(ids)
+        return len(txn.removed)
+
+    def _delete_rows(self, ids: Sequence[str]) -> np.ndarray:
+        """Delete rows by id inside the current transaction; returns their vector ids."""
+        in_list = "IN (SELECT value FROM json_each(?))"
+        found = self._db.execute(f"SELECT vid FROM chunks WHERE id {in_list}", (_id_list(ids),))
+        vids = [row[0] for row in found]
+        for table in ("chunks", "vectors", "chunk_meta"):
+            self._db.execute(f"DELETE FROM {table} WHERE vid {in_list}", (_id_list(vids),))
+        return np.array(vids, dtype=np.int64)
 
     def _write(self) -> _WriteTransaction:
         return _WriteTransaction(self)
 
-    def _apply_pending(self) -> None:
-        removed, added, vectors = self._pending
+    def _apply(self, removed: np.ndarray, added: np.ndarray, vectors: np.ndarray | None) -> None:
+        """Mirror a committed write in the in-memory index."""
         self._index.remove(removed)
         if vectors is not None:
             self._index.add(added, vectors)
@@ -201,8 +204,8 @@ class LocalStore:
     # ---- reads -------------------------------------------------------------------------------
 
     def count(self, filter: Mapping[str, Any] | None = None) -> int:
-        where, params = compile_filter(filter)
-        return self._db.execute(f"SELECT COUNT(*) FROM chunks WHERE {where}", params).fetchone()[0]
+        select, params = compile_filter(filter)
+        return self._db.execute(f"SELECT COUNT(*) FROM ({select})", params).fetchone()[0]
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """Stored chunks for the ids that exist, in the order asked."""
@@ -234,11 +237,8 @@ class LocalStore:
         self._sync_index()
         allowed = None
         if filter:
-            where, params = compile_filter(filter)
-            allowed = np.array(
-                [r[0] for r in self._db.execute(f"SELECT vid FROM chunks WHERE {where}", params)],
-                dtype=np.int64,
-            )
+            select, params = compile_filter(filter)
+            allowed = np.array([r[0] for r in self._db.execute(select, params)], dtype=np.int64)
             if not len(allowed):
                 return [[] for _ in queries]
         expected = min(k, len(allowed) if allowed is not None else len(self._index))
@@ -256,7 +256,7 @@ class LocalStore:
     def _exact(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[tuple[int, float]]:
-        sql = "SELECT vid, vector FROM chunks"
+        sql = "SELECT vid, vector FROM vectors"
         params: tuple = ()
         if allowed is not None:
             sql += " WHERE vid IN (SELECT value FROM json_each(?))"
@@ -282,18 +282,27 @@ class LocalStore:
 
 
 class _WriteTransaction:
-    """BEGIN IMMEDIATE … COMMIT, bumping the generation; the index changes only after commit."""
+    """BEGIN IMMEDIATE … COMMIT, bumping the generation; the index changes only after commit.
+
+    The body records what it changed (`removed`, `added`, `vectors`) for the index update.
+    """
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
+        self.removed = np.empty(0, np.int64)
+        self.added = np.empty(0, np.int64)
+        self.vectors: np.ndarray | None = None
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> _WriteTransaction:
         db = self.store._db
         db.execute("BEGIN IMMEDIATE")
-        # Another process may have written since we last looked: catch up before changing things.
-        self.store._sync_index()
-        self.store._pending = (np.empty(0, np.int64), np.empty(0, np.int64), None)
-        return db
+        try:
+            # Another process may have written since we last looked: catch up first.
+            self.store._sync_index()
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         store = self.store
@@ -303,5 +312,5 @@ class _WriteTransaction:
         generation = store._meta("generation") + 1
         store._set_meta("generation", generation)
         store._db.execute("COMMIT")
-        store._apply_pending()
+        store._apply(self.removed, self.added, self.vectors)
         store._generation = generation

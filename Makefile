@@ -1,0 +1,35 @@
+# `make demo` and `make test` work on a fresh machine: each creates (or reuses) .venv first.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := demo-kb
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(PY) examples/markdown_to_jsonl.py README.md docs/*.md > $(VENV)/demo.jsonl
+	$(VENV)/bin/embedstack add $(DEMO) --jsonl $(VENV)/demo.jsonl
+	$(VENV)/bin/embedstack info $(DEMO)
+	$(VENV)/bin/embedstack search $(DEMO) "how do I install and run the tests?" -k 3
+	$(VENV)/bin/embedstack search $(DEMO) "which metadata filter operators exist" -k 3 \
+		--filter '{"source": "README.md"}'
+	$(VENV)/bin/embedstack search $(DEMO) "how fast is search on SciFact" -k 2 --json
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/scifact_add_search.py
+	$(VENV)/bin/embedstack eval retrieval --data ../shared/data/scifact
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache
