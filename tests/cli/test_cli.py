@@ -24,6 +24,7 @@ RECORDS = [
     },
     {"id": "rome", "text": "Rome is the capital of Italy.", "lang": "en", "year": 2019},
     {"id": "tea", "text": "Green tea contains antioxidants.", "lang": "en", "year": 2022},
+    {"id": "[b]", "text": "See [bold]docs/benchmarks.md[/bold] for speed.", "lang": "en"},
 ]
 
 
@@ -50,7 +51,7 @@ def collection(tmp_path_factory) -> Path:
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     result = run("add", folder, "--jsonl", data, "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"added": 4, "count": 4}
+    assert json.loads(result.stdout) == {"added": 5, "count": 5}
     return folder
 
 
@@ -83,13 +84,19 @@ def test_search_table_and_info(collection):
     result = run("search", collection, "French capital", "-k", "1")
     assert result.returncode == 0 and "paris" in result.stdout
     info = json.loads(run("info", collection, "--json").stdout)
-    assert info["model"] == "all-MiniLM-L6-v2" and info["dim"] == 384 and info["count"] == 4
+    assert info["model"] == "all-MiniLM-L6-v2" and info["dim"] == 384 and info["count"] == 5
+
+
+def test_stored_text_is_printed_verbatim_not_as_markup(collection):
+    result = run("search", collection, "where are the speed figures", "-k", "1")
+    assert result.returncode == 0, result.stderr
+    assert "[bold]docs/benchmarks.md[/bold]" in result.stdout and "[b]" in result.stdout
 
 
 def test_delete(tmp_path, collection):
     result = run("delete", collection, "tea", "nope", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"deleted": 1, "missing": 1, "count": 3}
+    assert json.loads(result.stdout) == {"deleted": 1, "missing": 1, "count": 4}
     assert "tea" not in stored(collection)
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from embedstack.collection import Collection
 from embedstack.errors import EmbedstackError
@@ -138,18 +139,14 @@ def search(
     if as_json:
         print_json([hit.to_dict() for hit in hits])
         return
-    table = Table(title=f"{len(hits)} hits for {query!r}", show_lines=False)
+    table = Table(title=Text(f"{len(hits)} hits for {query!r}"))
     for column in ("#", "score", "id", "text", "metadata"):
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         snippet = hit.text if len(hit.text) <= 160 else hit.text[:157] + "…"
-        table.add_row(
-            str(rank),
-            f"{hit.score:.4f}",
-            hit.id,
-            snippet,
-            json.dumps(hit.metadata, ensure_ascii=False),
-        )
+        metadata = json.dumps(hit.metadata, ensure_ascii=False)
+        # Text(), not str: stored text is data, and must not be read as Rich markup.
+        table.add_row(str(rank), f"{hit.score:.4f}", Text(hit.id), Text(snippet), Text(metadata))
     out.print(table)
 
 
@@ -164,7 +161,7 @@ def info(collection: CollectionArg, as_json: JsonOpt = False) -> None:
         return
     table = Table(show_header=False)
     for key, value in details.items():
-        table.add_row(key, str(value))
+        table.add_row(key, Text(str(value)))
     out.print(table)
 
 
@@ -207,7 +204,7 @@ def eval_retrieval(
     if as_json:
         print_json(result)
         return
-    table = Table(title=f"{data} ({split}) · {result['model']}")
+    table = Table(title=Text(f"{data} ({split}) · {result['model']}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):

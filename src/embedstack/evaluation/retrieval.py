@@ -50,7 +50,9 @@ def evaluate_retrieval(
 
         query_ids = list(dataset.queries)
         started = time.perf_counter()
-        query_vectors = encoder.encode([dataset.queries[q] for q in query_ids], batch_size)
+        query_vectors = encoder.encode(
+            [dataset.queries[q] for q in query_ids], batch_size, show_progress_bar=show_progress
+        )
         hits = collection.search_batch(query_vectors, k=top_k)
         queries_seconds = time.perf_counter() - started
         collection.close()

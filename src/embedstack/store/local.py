@@ -92,11 +92,11 @@ class LocalStore:
         if generation == self._generation:
             return
         checkpoint = self._checkpoint_path(generation)
-        live = np.array([r[0] for r in self._db.execute("SELECT vid FROM chunks")], dtype=np.int64)
         if checkpoint.exists():
             try:
                 self._index.load(checkpoint)
-                self._index.mark_dead(set(self._index.ids().tolist()) - set(live.tolist()))
+                live = {row[0] for row in self._db.execute("SELECT vid FROM chunks")}
+                self._index.mark_dead(set(self._index.ids().tolist()) - live)
                 self._checkpointed = generation
             except (RuntimeError, ValueError):
                 self._rebuild()  # an unreadable checkpoint is only a cache miss
