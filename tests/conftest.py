@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,22 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (PROJECT / ".." / "shared" / "data").resolve()
+
+
+_own_cache: list[str] = []
+
+
+def pytest_configure(config):
+    """Build ONNX files into a fresh cache per test run (subprocesses inherit it)."""
+    if "EMBEDSTACK_CACHE_DIR" not in os.environ:
+        _own_cache.append(tempfile.mkdtemp(prefix="embedstack-test-cache-"))
+        os.environ["EMBEDSTACK_CACHE_DIR"] = _own_cache[0]
+
+
+def pytest_unconfigure(config):
+    for folder in _own_cache:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"evaluation data not found at {SHARED_DATA}"

@@ -173,3 +173,18 @@ def test_eval_retrieval_json(tmp_path):
     for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "docs_per_s", "queries_per_s"):
         assert key in report
     assert 0.5 < report["ndcg@10"] <= 1.0 and report["n_queries"] == 20
+
+
+@needs_shared_data
+def test_eval_sts_json(tmp_path):
+    from tests.evaluation.test_sts import sts_slice
+
+    result = run("eval", "sts", "--data", sts_slice(tmp_path / "sts", 100), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert 0.6 < report["spearman"] < 0.95 and report["n_pairs"] == 100
+    assert report["backend"] == "onnx-int8"
+
+
+def test_eval_sts_missing_split(tmp_path):
+    assert_one_line_error(run("eval", "sts", "--data", tmp_path), "sts-test.csv")

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from embedstack.collection import Collection
 from embedstack.errors import EmbedstackError
-from embedstack.models import DEFAULT_MODEL
+from embedstack.models import DEFAULT_BACKEND, DEFAULT_MODEL
 
 app = typer.Typer(
     help="embedstack: embed, store, search and evaluate text on your own machine.",
@@ -182,37 +182,89 @@ def delete(
         out.print(f"Deleted {deleted} of {len(set(ids))} ids from {collection} (now {count}).")
 
 
+ModelOpt = Annotated[str, typer.Option(help="Model name from the catalog.")]
+BackendOpt = Annotated[str, typer.Option(help="onnx-int8 | onnx | torch.")]
+BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
+SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
+
+
+def load_encoder(model: str, backend: str):
+    from embedstack.models import load_model
+
+    with err.status(f"Loading {model} ({backend})…"):
+        return load_model(model, backend)
+
+
+def print_report(title: str, rows: list[tuple[str, str]]) -> None:
+    table = Table(title=Text(title))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+
+
 @eval_app.command("retrieval")
 @user_errors
 def eval_retrieval(
     data: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
-    split: Annotated[str, typer.Option(help="qrels split to evaluate.")] = "test",
-    model: Annotated[str, typer.Option(help="Model name from the catalog.")] = DEFAULT_MODEL,
-    batch_size: Annotated[int, typer.Option(help="Texts per encoder batch.")] = 32,
+    split: SplitOpt = "test",
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = DEFAULT_BACKEND,
+    batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set (MTEB's protocol)."""
-    from embedstack.evaluation import evaluate_retrieval
-    from embedstack.evaluation.beir import load_beir
+    from embedstack.evaluation import evaluate_retrieval, load_beir
     from embedstack.models import find_spec
 
     find_spec(model)  # fail on a bad model name before reading a large data set
     dataset = load_beir(data, split)  # and on a corrupt data set before loading the model
+    encoder = load_encoder(model, backend)
     result = evaluate_retrieval(
-        dataset, model, split=split, batch_size=batch_size, show_progress=True
+        dataset, encoder, split=split, batch_size=batch_size, show_progress=True
     )
     if as_json:
         print_json(result)
         return
-    table = Table(title=Text(f"{data} ({split}) · {result['model']}"))
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
-        table.add_row(key, f"{result[key]:.5f}")
-    table.add_row("docs/s", f"{result['docs_per_s']:.1f}")
-    table.add_row("queries/s", f"{result['queries_per_s']:.1f}")
-    table.add_row("documents · queries", f"{result['n_docs']} · {result['n_queries']}")
-    out.print(table)
+    rows = [(key, f"{result[key]:.5f}") for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10")]
+    rows += [
+        ("docs/s", f"{result['docs_per_s']:.1f}"),
+        ("queries/s", f"{result['queries_per_s']:.1f}"),
+        ("documents · queries", f"{result['n_docs']} · {result['n_queries']}"),
+    ]
+    print_report(f"{data} ({split}) · {result['model']} ({result['backend']})", rows)
+
+
+@eval_app.command("sts")
+@user_errors
+def eval_sts(
+    data: Annotated[Path, typer.Option(help="STS Benchmark folder with sts-<split>.csv.")],
+    split: SplitOpt = "test",
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = DEFAULT_BACKEND,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Spearman correlation of cosine similarity with gold scores (MTEB's STS protocol)."""
+    from embedstack.evaluation import evaluate_sts, load_sts
+    from embedstack.models import find_spec
+
+    find_spec(model)
+    pairs = load_sts(data, split)
+    result = evaluate_sts(
+        pairs, load_encoder(model, backend), split=split, batch_size=batch_size, show_progress=True
+    )
+    if as_json:
+        print_json(result)
+        return
+    rows = [
+        ("spearman", f"{result['spearman']:.5f}"),
+        ("pearson", f"{result['pearson']:.5f}"),
+        ("sentences/s", f"{result['sentences_per_s']:.1f}"),
+        ("pairs", str(result["n_pairs"])),
+    ]
+    print_report(f"{data} ({split}) · {result['model']} ({result['backend']})", rows)
 
 
 def main() -> None:

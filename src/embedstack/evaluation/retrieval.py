@@ -65,5 +65,6 @@ def evaluate_retrieval(
         "n_docs": len(doc_ids),
         "n_queries": len(query_ids),
         "model": encoder.name,
+        "backend": encoder.backend,
         "split": split,
     }

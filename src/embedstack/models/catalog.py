@@ -24,6 +24,8 @@ class ModelSpec:
     module: str  # its import name
     when_to_use: str
     aliases: tuple[str, ...] = ()
+    # ONNX node-name patterns kept in fp32 by int8 quantisation (where activation outliers live).
+    int8_keep_fp32: tuple[str, ...] = ()
 
     def locate(self) -> Path:
         """Return the folder holding the model, or say which package to install."""

@@ -18,16 +18,22 @@ Backend = Callable[[dict[str, np.ndarray]], np.ndarray]
 class Encoder:
     """A loaded embedding model: `encode(texts) -> (n, dim)` array, rows of unit length."""
 
-    def __init__(self, name: str, config: SbertConfig, backend: Backend, dim: int) -> None:
+    def __init__(
+        self, name: str, config: SbertConfig, runner: Backend, dim: int, backend: str
+    ) -> None:
         self.name = name
+        self.backend = backend
         self.dim = dim
         self.max_tokens = config.max_seq_length
         self._config = config
         self._tokenizer = TextTokenizer(config.tokenizer_file, config.max_seq_length)
-        self._backend = backend
+        self._runner = runner
 
     def __repr__(self) -> str:
-        return f"Encoder(name={self.name!r}, dim={self.dim}, max_tokens={self.max_tokens})"
+        return (
+            f"Encoder(name={self.name!r}, backend={self.backend!r}, dim={self.dim}, "
+            f"max_tokens={self.max_tokens})"
+        )
 
     def encode(
         self,
@@ -58,7 +64,7 @@ class Encoder:
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 batch = TextTokenizer.pad([encodings[i] for i in rows])
-                tokens = self._backend(batch)
+                tokens = self._runner(batch)
                 pooled = pool(tokens, batch["attention_mask"], self._config.pooling)
                 out[rows] = l2_normalize(pooled) if self._config.normalize else pooled
                 advance(len(rows))

@@ -1,0 +1,76 @@
+"""Semantic textual similarity (STS Benchmark format), scored as MTEB does: Spearman of cosines."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+
+from embedstack.errors import DatasetError
+from embedstack.models import DEFAULT_MODEL, Encoder, load_model
+
+
+@dataclass
+class StsPairs:
+    first: list[str]
+    second: list[str]
+    scores: np.ndarray  # gold similarity, 0–5
+
+
+def load_sts(folder: str | Path, split: str = "test") -> StsPairs:
+    """Read `sts-<split>.csv`: tab-separated, score in field 5, sentences in fields 6 and 7.
+
+    Split on tabs, not with a CSV parser: some rows carry quotes and extra columns.
+    """
+    path = Path(folder) / f"sts-{split}.csv"
+    if not path.is_file():
+        raise DatasetError(f"missing {path}")
+    pairs = StsPairs([], [], np.empty(0))
+    scores = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        try:
+            score = float(fields[4])
+            first, second = fields[5], fields[6]
+        except (IndexError, ValueError) as exc:
+            raise DatasetError(f"{path}:{number}: expected a score and two sentences") from exc
+        pairs.first.append(first)
+        pairs.second.append(second)
+        scores.append(score)
+    if not scores:
+        raise DatasetError(f"{path} has no sentence pairs")
+    pairs.scores = np.array(scores)
+    return pairs
+
+
+def evaluate_sts(
+    data: str | Path | StsPairs,
+    model: str | Encoder = DEFAULT_MODEL,
+    *,
+    split: str = "test",
+    batch_size: int = 32,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Spearman (MTEB's main score) and Pearson correlation of cosine similarity with gold."""
+    pairs = data if isinstance(data, StsPairs) else load_sts(data, split)
+    encoder = model if isinstance(model, Encoder) else load_model(model)
+    started = time.perf_counter()
+    first = encoder.encode(pairs.first, batch_size=batch_size, show_progress_bar=show_progress)
+    second = encoder.encode(pairs.second, batch_size=batch_size, show_progress_bar=show_progress)
+    seconds = time.perf_counter() - started
+    cosines = (first * second).sum(axis=1)
+    return {
+        "spearman": float(spearmanr(cosines, pairs.scores).statistic),
+        "pearson": float(pearsonr(cosines, pairs.scores).statistic),
+        "n_pairs": len(pairs.scores),
+        "sentences_per_s": 2 * len(pairs.scores) / seconds,
+        "model": encoder.name,
+        "backend": encoder.backend,
+        "split": split,
+    }

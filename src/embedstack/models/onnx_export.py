@@ -1,0 +1,159 @@
+"""Build ONNX files from a model's bundled PyTorch weights (offline), once, into the user cache.
+
+Needs torch and transformers only when a file is missing; loading a cached model does not import
+them. Files are keyed by model, the weights' identity and `RECIPE_VERSION`, built under a file
+lock (two processes never build the same file twice) and published with an atomic rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock
+
+from embedstack.errors import ModelNotFoundError
+
+RECIPE_VERSION = 2  # bump when export or quantisation changes: old cache entries are ignored
+INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def cache_root() -> Path:
+    """EMBEDSTACK_CACHE_DIR, else $XDG_CACHE_HOME/embedstack, else ~/.cache/embedstack."""
+    if os.environ.get("EMBEDSTACK_CACHE_DIR"):
+        return Path(os.environ["EMBEDSTACK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "embedstack"
+
+
+def _weights_digest(transformer_dir: Path) -> str:
+    """Identify the weights cheaply (size + mtime), so a reinstalled package rebuilds."""
+    parts = []
+    for weights in sorted(transformer_dir.glob("*.safetensors")) + sorted(
+        transformer_dir.glob("pytorch_model.bin")
+    ):
+        stat = weights.stat()
+        parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    if not parts:
+        raise ModelNotFoundError(f"no weights (*.safetensors) in {transformer_dir}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def onnx_file(
+    name: str,
+    transformer_dir: Path,
+    *,
+    quantize: bool,
+    keep_fp32: tuple[str, ...] = (),
+    rebuild: bool = False,
+) -> Path:
+    """Path of the cached ONNX model (fp32 or int8), building it first if needed."""
+    folder = cache_root() / "onnx" / f"{name}-r{RECIPE_VERSION}-{_weights_digest(transformer_dir)}"
+    fp32 = folder / "model.onnx"
+    int8 = folder / "model-int8.onnx"
+    target = int8 if quantize else fp32
+    if target.is_file() and not rebuild:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".build.lock")):
+        if rebuild:
+            fp32.unlink(missing_ok=True)
+            int8.unlink(missing_ok=True)
+        with _quiet():
+            if not fp32.is_file():
+                _publish(fp32, lambda tmp: _export(transformer_dir, tmp))
+            if quantize and not int8.is_file():
+                _publish(int8, lambda tmp: _quantize(fp32, tmp, keep_fp32))
+    return target
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter and quantiser warn about things that do not apply here; keep stderr clean."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _publish(target: Path, build) -> None:
+    """Build into a temp file beside `target`, then rename: readers never see half a file."""
+    handle, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        build(tmp)
+        tmp.chmod(0o644)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export(transformer_dir: Path, output: Path) -> None:
+    import torch
+    import transformers
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    # Eager attention exports as plain MatMul/Softmax, which ONNX Runtime runs ~25% faster than
+    # the exported SDPA graph (measured on MiniLM, 256-token passages, fp32 and int8).
+    model = transformers.AutoModel.from_pretrained(
+        str(transformer_dir), attn_implementation="eager"
+    ).eval()
+    uses_segments = getattr(model.config, "type_vocab_size", 0) > 1
+    names = INPUT_NAMES if uses_segments else INPUT_NAMES[:2]
+
+    class TokenVectors(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    wrapper = TokenVectors().eval()  # eval() on the wrapper: export restores its training flag
+    example = torch.ones((2, 8), dtype=torch.long)
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "token_vectors"]}
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            tuple(example for _ in names),
+            str(output),
+            input_names=names,
+            output_names=["token_vectors"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def _quantize(fp32: Path, output: Path, keep_fp32: tuple[str, ...]) -> None:
+    """Dynamic int8 with per-channel weights; per-tensor loses too much on MiniLM (cos 0.96)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    excluded = [
+        node.name
+        for node in onnx.load(str(fp32), load_external_data=False).graph.node
+        if any(re.search(pattern, node.name) for pattern in keep_fp32)
+    ]
+    quantize_dynamic(
+        str(fp32),
+        str(output),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=excluded,
+    )
