@@ -13,12 +13,14 @@ import numpy as np
 from embedstack.config import CONFIG_FILE, CollectionConfig
 from embedstack.errors import CollectionError, InvalidInputError
 from embedstack.models import DEFAULT_MODEL, Encoder, find_spec, load_model
+from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
 from embedstack.store.filters import compile_filter
 from embedstack.store.local import DB_FILE, LocalStore
 from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit
 
 Filter = Mapping[str, Any]
+CACHE_FILE = "embedding-cache.db"
 
 
 def _content_id(text: str) -> str:
@@ -33,10 +35,19 @@ class Collection:
     >>> kb.search("French capital", k=5, filter={"lang": "en"})
     """
 
-    def __init__(self, folder: Path, config: CollectionConfig, model: Encoder | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        config: CollectionConfig,
+        encoder: Encoder | None = None,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+    ):
         self.folder = folder
         self.config = config
-        self._model = model
+        self._encoder = encoder
+        self._cache_size = cache_size
+        self._model: CachedEncoder | Encoder | None = None
+        self._cache: EmbeddingCache | None = None
         self._store = LocalStore(
             folder, config.dim, config.index, hnsw_m=config.hnsw_m, ef_search=config.ef_search
         )
@@ -53,12 +64,14 @@ class Collection:
         index: str | None = None,
         hnsw_m: int = 32,
         ef_search: int = 64,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
     ) -> Collection:
         """Open the collection in `path`, creating it (with `model`, default MiniLM) if missing.
 
         `index="hnsw"` builds an approximate HNSW index for large collections; the default is
         exact search. Opening with a model other than the one the collection was built with
-        is an error, since its vectors would not be comparable.
+        is an error, since its vectors would not be comparable. Embeddings of texts are cached
+        in the folder (`cache_size` entries at most; 0 turns the cache off).
         """
         folder = Path(path)
         encoder = model if isinstance(model, Encoder) else None
@@ -90,17 +103,24 @@ class Collection:
             )
             folder.mkdir(parents=True, exist_ok=True)
             config.write(folder)
-        return cls(folder, config, encoder)
+        return cls(folder, config, encoder, cache_size)
 
     @property
-    def model(self) -> Encoder:
+    def model(self) -> CachedEncoder | Encoder:
         """The collection's encoder, loaded on first use (opening a collection stays fast)."""
         if self._model is None:
-            self._model = load_model(self.config.model)
+            encoder = self._encoder or load_model(self.config.model)
+            if self._cache_size > 0:
+                self._cache = EmbeddingCache(self.folder / CACHE_FILE, self._cache_size)
+                self._model = CachedEncoder(encoder, self._cache)
+            else:
+                self._model = encoder
         return self._model
 
     def close(self) -> None:
         self._store.close()
+        if self._cache is not None:
+            self._cache.close()
 
     def __enter__(self) -> Collection:
         return self

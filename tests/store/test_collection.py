@@ -44,12 +44,13 @@ def test_search_finds_the_meaningful_match(kb):
     assert hits[0].text == TEXTS["paris"] and hits[0].metadata == {"n": 0}
 
 
-def test_upsert_replaces_text_vector_and_metadata(kb, model):
+def test_upsert_replaces_text_vector_and_metadata(kb):
     kb.add(["Madrid is the capital of Spain."], ids=["paris"], metadata=[{"n": 99}])
     assert kb.count() == 4
     assert kb.get("paris")[0].text == "Madrid is the capital of Spain."
     assert kb.search("Spanish capital", k=1)[0].id == "paris"
-    old_vector, new_vector = model.encode([TEXTS["paris"], "Madrid is the capital of Spain."])
+    # Through the collection's cache: exactly the vectors that were stored.
+    old_vector, new_vector = kb.model.encode([TEXTS["paris"], "Madrid is the capital of Spain."])
     scores = {h.id: h.score for h in kb.search(old_vector, k=10)}
     assert len(scores) == 4  # the old vector is gone, not kept beside the new one
     assert scores["paris"] == pytest.approx(float(old_vector @ new_vector), abs=1e-5)

