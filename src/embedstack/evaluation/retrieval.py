@@ -10,7 +10,7 @@ from typing import Any
 from embedstack.collection import Collection
 from embedstack.evaluation.beir import BeirDataset, load_beir
 from embedstack.evaluation.metrics import retrieval_metrics
-from embedstack.models import DEFAULT_MODEL, Encoder, load_model
+from embedstack.models import DEFAULT_MODEL, Encoder, RemoteEncoder, load_model
 from embedstack.progress import progress_bar
 
 ENCODE_CHUNK = 4096  # documents encoded and stored per step: bounds memory on large corpora
@@ -18,7 +18,7 @@ ENCODE_CHUNK = 4096  # documents encoded and stored per step: bounds memory on l
 
 def evaluate_retrieval(
     data: str | Path | BeirDataset,
-    model: str | Encoder = DEFAULT_MODEL,
+    model: str | Encoder | RemoteEncoder = DEFAULT_MODEL,
     *,
     split: str = "test",
     batch_size: int = 32,
@@ -30,7 +30,7 @@ def evaluate_retrieval(
     Returns nDCG@10, recall@10, recall@100, MRR@10 and throughput (docs/s, queries/s).
     """
     dataset = data if isinstance(data, BeirDataset) else load_beir(data, split)
-    encoder = model if isinstance(model, Encoder) else load_model(model)
+    encoder = load_model(model) if isinstance(model, str) else model
     doc_ids = list(dataset.corpus)
     with tempfile.TemporaryDirectory(prefix="embedstack-eval-") as tmp:
         collection = Collection.open(Path(tmp) / "collection", encoder)

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
 from embedstack.errors import DatasetError
-from embedstack.models import DEFAULT_MODEL, Encoder, load_model
+from embedstack.models import DEFAULT_MODEL, Encoder, RemoteEncoder, load_model
 
 
 @dataclass
@@ -51,7 +51,7 @@ def load_sts(folder: str | Path, split: str = "test") -> StsPairs:
 
 def evaluate_sts(
     data: str | Path | StsPairs,
-    model: str | Encoder = DEFAULT_MODEL,
+    model: str | Encoder | RemoteEncoder = DEFAULT_MODEL,
     *,
     split: str = "test",
     batch_size: int = 32,
@@ -59,7 +59,7 @@ def evaluate_sts(
 ) -> dict[str, Any]:
     """Spearman (MTEB's main score) and Pearson correlation of cosine similarity with gold."""
     pairs = data if isinstance(data, StsPairs) else load_sts(data, split)
-    encoder = model if isinstance(model, Encoder) else load_model(model)
+    encoder = load_model(model) if isinstance(model, str) else model
     started = time.perf_counter()
     first = encoder.encode(pairs.first, batch_size=batch_size, show_progress_bar=show_progress)
     second = encoder.encode(pairs.second, batch_size=batch_size, show_progress_bar=show_progress)

@@ -66,6 +66,6 @@ class Encoder:
                 batch = TextTokenizer.pad([encodings[i] for i in rows])
                 tokens = self._runner(batch)
                 pooled = pool(tokens, batch["attention_mask"], self._config.pooling)
-                out[rows] = l2_normalize(pooled) if self._config.normalize else pooled
+                out[rows] = l2_normalize(pooled)
                 advance(len(rows))
         return out[0] if single else out

@@ -27,7 +27,6 @@ class SbertConfig:
     tokenizer_file: Path
     max_seq_length: int
     pooling: str  # "mean" | "cls" | "max"
-    normalize: bool
 
 
 def _read_json(path: Path) -> dict:
@@ -48,7 +47,6 @@ def read_sbert_folder(folder: Path) -> SbertConfig:
     modules = _read_json(modules_file)
     transformer_dir: Path | None = None
     pooling = "mean"
-    normalize = False
     for module in modules:
         kind = module.get("type", "")
         path = folder / module.get("path", "")
@@ -61,7 +59,7 @@ def read_sbert_folder(folder: Path) -> SbertConfig:
                 raise ModelNotFoundError(f"unsupported pooling settings in {path}: {config}")
             pooling = chosen[0]
         elif kind.endswith("models.Normalize"):
-            normalize = True
+            pass  # embedstack always L2-normalises
         else:
             raise ModelNotFoundError(
                 f"unsupported sentence-transformers module {kind!r} in {folder}"
@@ -78,5 +76,24 @@ def read_sbert_folder(folder: Path) -> SbertConfig:
         tokenizer_file=tokenizer_file,
         max_seq_length=int(settings.get("max_seq_length", 512)),
         pooling=pooling,
-        normalize=normalize,
     )
+
+
+def read_onnx_folder(onnx_path: Path) -> SbertConfig:
+    """Settings for a bare ONNX export (e.g. from optimum): tokenizer.json beside the file.
+
+    Pooling and length come from sentence-transformers files if present; otherwise mean pooling
+    and the tokenizer's own limit (at most 512), the usual sentence-embedding convention.
+    """
+    folder = onnx_path.parent
+    if (folder / "modules.json").is_file():
+        config = read_sbert_folder(folder)
+        return SbertConfig(folder, config.tokenizer_file, config.max_seq_length, config.pooling)
+    tokenizer_file = folder / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise ModelNotFoundError(f"no tokenizer.json beside {onnx_path}")
+    limit = 512
+    tokenizer_config = folder / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        limit = min(limit, int(_read_json(tokenizer_config).get("model_max_length", limit)))
+    return SbertConfig(folder, tokenizer_file, limit, "mean")

@@ -1,0 +1,98 @@
+"""`load_model`: a catalog name, a local model path, or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from embedstack.errors import ModelNotFoundError
+from embedstack.models.catalog import DEFAULT_MODEL, find_spec
+from embedstack.models.encoder import Encoder
+from embedstack.models.onnx_backend import OnnxLoadError, OnnxTransformer
+from embedstack.models.remote import RemoteEncoder
+from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
+
+BACKENDS = ("onnx-int8", "onnx", "torch")
+DEFAULT_BACKEND = "onnx-int8"  # ~1.75-2x PyTorch on 2 CPUs, cosine >= 0.98 to fp32
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    backend: str = DEFAULT_BACKEND,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 30.0,
+) -> Encoder | RemoteEncoder:
+    """Load an embedding model, offline.
+
+    `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, or an
+    `.onnx` file with its tokenizer.json beside it. With `base_url` (or a name "openai:MODEL")
+    the model is served by an OpenAI-compatible endpoint instead.
+
+    `backend`: "onnx-int8" (default, fastest), "onnx" (fp32, identical to PyTorch) or "torch".
+    ONNX files are built from the bundled weights on first use and cached (see onnx_export).
+    """
+    if base_url is not None or name.startswith("openai:"):
+        if base_url is None:
+            raise ModelNotFoundError(f"{name!r} is a remote model: pass base_url= as well")
+        return RemoteEncoder(name.removeprefix("openai:"), base_url, api_key, timeout)
+    if backend not in BACKENDS:
+        raise ModelNotFoundError(
+            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    path = Path(name).expanduser()
+    if path.suffix == ".onnx" and path.is_file():
+        config = read_onnx_folder(path)
+        runner = OnnxTransformer(path)
+        return Encoder(str(path.resolve()), config, runner, dim=_probe_dim(runner), backend="onnx")
+    if path.is_dir():
+        config = read_sbert_folder(path)
+        name = str(path.resolve())
+        cache_name = f"{path.resolve().name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        dim, keep_fp32 = _hidden_size(config), ()
+    else:
+        spec = find_spec(name)
+        config = read_sbert_folder(spec.locate())
+        name, cache_name, dim, keep_fp32 = spec.name, spec.name, spec.dim, spec.int8_keep_fp32
+    return Encoder(name, config, _runner(cache_name, config, backend, keep_fp32), dim, backend)
+
+
+def _runner(cache_name: str, config: SbertConfig, backend: str, keep_fp32: tuple[str, ...]):
+    if backend == "torch":
+        from embedstack.models.torch_backend import TorchTransformer
+
+        return TorchTransformer(config.transformer_dir)
+    from embedstack.models.onnx_export import onnx_file
+
+    def build(rebuild: bool = False) -> Path:
+        return onnx_file(
+            cache_name,
+            config.transformer_dir,
+            quantize=backend == "onnx-int8",
+            keep_fp32=keep_fp32,
+            rebuild=rebuild,
+        )
+
+    try:
+        return OnnxTransformer(build())
+    except OnnxLoadError:  # a damaged cache file is rebuilt once, not fatal
+        return OnnxTransformer(build(rebuild=True))
+
+
+def _hidden_size(config: SbertConfig) -> int:
+    path = config.transformer_dir / "config.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        return int(settings.get("hidden_size") or settings.get("dim") or settings["d_model"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotFoundError(f"cannot read the model's width from {path}: {exc}") from exc
+
+
+def _probe_dim(runner: OnnxTransformer) -> int:
+    import numpy as np
+
+    ones = np.ones((1, 2), dtype=np.int64)
+    batch = {"input_ids": ones, "attention_mask": ones, "token_type_ids": np.zeros_like(ones)}
+    return int(runner(batch).shape[-1])

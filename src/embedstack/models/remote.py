@@ -1,0 +1,87 @@
+"""Use any OpenAI-compatible `/embeddings` endpoint (OpenAI, vLLM, Ollama, llama.cpp) as a model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import httpx
+import numpy as np
+
+from embedstack.errors import EmbedstackError, InvalidInputError
+from embedstack.models.pooling import l2_normalize
+from embedstack.progress import progress_bar
+
+
+class RemoteModelError(EmbedstackError):
+    """The endpoint refused, timed out, failed or answered something that is not embeddings."""
+
+
+class RemoteEncoder:
+    """Encoder over HTTP: same `encode` contract as local models (L2-normalised float32 rows)."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        max_tokens: int = 8192,
+    ) -> None:
+        self.name = f"openai:{model}"
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.backend = f"remote {self.base_url}"  # part of the embedding-cache key
+        self.max_tokens = max_tokens
+        key = api_key or os.environ.get("EMBEDSTACK_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self.dim = self._request(["dimension probe"]).shape[1]  # fails fast on a bad endpoint
+
+    def __repr__(self) -> str:
+        return f"RemoteEncoder(model={self.model!r}, base_url={self.base_url!r}, dim={self.dim})"
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        url = f"{self.base_url}/embeddings"
+        try:
+            response = self._client.post(url, json={"model": self.model, "input": texts})
+        except httpx.TimeoutException as exc:
+            raise RemoteModelError(f"{url} timed out after {self._client.timeout.read}s") from exc
+        except httpx.HTTPError as exc:
+            raise RemoteModelError(f"cannot reach {url}: {exc}") from exc
+        if response.status_code != 200:
+            raise RemoteModelError(
+                f"{url} answered HTTP {response.status_code}: {response.text[:200]!r}"
+            )
+        try:
+            items = sorted(response.json()["data"], key=lambda item: item["index"])
+            vectors = np.array([item["embedding"] for item in items], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteModelError(f"{url} did not return OpenAI-style embeddings: {exc}") from exc
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            raise RemoteModelError(
+                f"{url} returned {len(vectors)} embeddings for {len(texts)} texts"
+            )
+        return l2_normalize(vectors)
+
+    def encode(
+        self, texts: str | Sequence[str], batch_size: int = 64, show_progress_bar: bool = False
+    ) -> np.ndarray:
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        for position, text in enumerate(items):
+            if not isinstance(text, str) or not text:
+                raise InvalidInputError(f"text at position {position} is empty or not a string")
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        with progress_bar(
+            len(items), f"Embedding via {self.base_url}", enabled=show_progress_bar, unit="texts"
+        ) as advance:
+            for start in range(0, len(items), batch_size):
+                vectors = self._request(items[start : start + batch_size])
+                if vectors.shape[1] != self.dim:
+                    raise RemoteModelError(
+                        f"{self.base_url} changed dimension from {self.dim} to {vectors.shape[1]}"
+                    )
+                out[start : start + len(vectors)] = vectors
+                advance(len(vectors))
+        return out[0] if single else out
