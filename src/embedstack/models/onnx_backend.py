@@ -39,7 +39,11 @@ class OnnxTransformer:
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise OnnxLoadError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
         self._input_names = {i.name for i in self._session.get_inputs()}
+        # Token vectors are the (batch, tokens, dim) output; some exports add pooled extras.
+        outputs = self._session.get_outputs()
+        ranked = [o.name for o in outputs if len(o.shape) == 3]
+        self._output = ranked[0] if ranked else outputs[0].name
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feed = {name: array for name, array in batch.items() if name in self._input_names}
-        return self._session.run(None, feed)[0]
+        return self._session.run([self._output], feed)[0]

@@ -21,7 +21,7 @@ from filelock import FileLock
 
 from embedstack.errors import ModelNotFoundError
 
-RECIPE_VERSION = 2  # bump when export or quantisation changes: old cache entries are ignored
+RECIPE_VERSION = 3  # bump when export or quantisation changes: old cache entries are ignored
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 
@@ -33,16 +33,9 @@ def cache_root() -> Path:
     return Path(base) / "embedstack"
 
 
-def _weights_digest(transformer_dir: Path) -> str:
-    """Identify the weights cheaply (size + mtime), so a reinstalled package rebuilds."""
-    parts = []
-    for weights in sorted(transformer_dir.glob("*.safetensors")) + sorted(
-        transformer_dir.glob("pytorch_model.bin")
-    ):
-        stat = weights.stat()
-        parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    if not parts:
-        raise ModelNotFoundError(f"no weights (*.safetensors) in {transformer_dir}")
+def _files_digest(files: list[Path]) -> str:
+    """Identify weights cheaply (name + size + mtime), so a reinstalled package rebuilds."""
+    parts = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -52,11 +45,27 @@ def onnx_file(
     *,
     quantize: bool,
     keep_fp32: tuple[str, ...] = (),
+    per_channel: bool = True,
     rebuild: bool = False,
+    source: Path | None = None,
 ) -> Path:
-    """Path of the cached ONNX model (fp32 or int8), building it first if needed."""
-    folder = cache_root() / "onnx" / f"{name}-r{RECIPE_VERSION}-{_weights_digest(transformer_dir)}"
-    fp32 = folder / "model.onnx"
+    """Path of the cached ONNX model (fp32 or int8), building it first if needed.
+
+    `source`: a model shipped as ONNX already; it is used as the fp32 model and only the
+    int8 variant is built (into the cache, never beside the package's file).
+    """
+    if source is not None:
+        weights = [source]
+    else:
+        weights = sorted(transformer_dir.glob("*.safetensors")) or sorted(
+            transformer_dir.glob("pytorch_model.bin")
+        )
+        if not weights:
+            raise ModelNotFoundError(f"no weights (*.safetensors) in {transformer_dir}")
+    if source is not None and not quantize:
+        return source
+    folder = cache_root() / "onnx" / f"{name}-r{RECIPE_VERSION}-{_files_digest(weights)}"
+    fp32 = source or folder / "model.onnx"
     int8 = folder / "model-int8.onnx"
     target = int8 if quantize else fp32
     if target.is_file() and not rebuild:
@@ -64,13 +73,14 @@ def onnx_file(
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / ".build.lock")):
         if rebuild:
-            fp32.unlink(missing_ok=True)
             int8.unlink(missing_ok=True)
+            if source is None:
+                fp32.unlink(missing_ok=True)
         with _quiet():
             if not fp32.is_file():
                 _publish(fp32, lambda tmp: _export(transformer_dir, tmp))
             if quantize and not int8.is_file():
-                _publish(int8, lambda tmp: _quantize(fp32, tmp, keep_fp32))
+                _publish(int8, lambda tmp: _quantize(fp32, tmp, keep_fp32, per_channel))
     return target
 
 
@@ -140,8 +150,8 @@ def _export(transformer_dir: Path, output: Path) -> None:
         )
 
 
-def _quantize(fp32: Path, output: Path, keep_fp32: tuple[str, ...]) -> None:
-    """Dynamic int8 with per-channel weights; per-tensor loses too much on MiniLM (cos 0.96)."""
+def _quantize(fp32: Path, output: Path, keep_fp32: tuple[str, ...], per_channel: bool) -> None:
+    """Dynamic int8 quantisation of the weight MatMuls (activations are quantised at run time)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -153,7 +163,10 @@ def _quantize(fp32: Path, output: Path, keep_fp32: tuple[str, ...]) -> None:
     quantize_dynamic(
         str(fp32),
         str(output),
-        per_channel=True,
+        per_channel=per_channel,
         weight_type=QuantType.QInt8,
+        # MatMuls only: quantising embedding tables (Gather) breaks MPNet's relative position
+        # bias (cosine ~0 to fp32) and buys MiniLM nothing but file size.
+        op_types_to_quantize=["MatMul"],
         nodes_to_exclude=excluded,
     )

@@ -24,7 +24,9 @@ class TorchTransformer:
         self._torch = torch
         self._model = transformers.AutoModel.from_pretrained(str(model_dir)).eval()
         self._input_names = {"input_ids", "attention_mask", "token_type_ids"}
-        if self._model.config.type_vocab_size <= 1:  # models without segment embeddings
+        if (
+            getattr(self._model.config, "type_vocab_size", 0) <= 1
+        ):  # models without segment embeddings
             self._input_names.discard("token_type_ids")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
