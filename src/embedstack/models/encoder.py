@@ -69,3 +69,8 @@ class Encoder:
                 out[rows] = l2_normalize(pooled)
                 advance(len(rows))
         return out[0] if single else out
+
+    # Symmetric model: queries and documents are embedded alike.
+    asymmetric = False
+    encode_query = encode
+    encode_document = encode

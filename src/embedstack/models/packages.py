@@ -33,6 +33,10 @@ def module_model_path(module_name: str) -> Path:
     return Path(importlib.import_module(module_name).get_model_path())
 
 
+def module_root(module_name: str) -> Path:
+    return Path(importlib.import_module(module_name).ROOT)
+
+
 def distribution_file(distribution: str, file_name: str) -> Path:
     for file in importlib.metadata.distribution(distribution).files or []:
         if file.name == file_name:

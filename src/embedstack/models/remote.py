@@ -85,3 +85,8 @@ class RemoteEncoder:
                 out[start : start + len(vectors)] = vectors
                 advance(len(vectors))
         return out[0] if single else out
+
+    # Symmetric model: queries and documents are embedded alike.
+    asymmetric = False
+    encode_query = encode
+    encode_document = encode
