@@ -35,7 +35,8 @@ def test_sentence_transformers_folder_by_path(tmp_path, catalog_onnx):
 def test_onnx_file_by_path(tmp_path, catalog_onnx):
     from embedstack.models.onnx_export import cache_root
 
-    (exported,) = [p for p in cache_root().rglob("model.onnx")][:1]
+    # the fp32 export the catalog model built (the fixture loaded it)
+    (exported,) = list(cache_root().glob("onnx/all-MiniLM-L6-v2-*/model.onnx"))
     shutil.copy(exported, tmp_path / "model.onnx")
     shutil.copy(find_spec("all-MiniLM-L6-v2").locate() / "tokenizer.json", tmp_path)
     model = load_model(str(tmp_path / "model.onnx"))
