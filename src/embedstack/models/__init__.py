@@ -3,6 +3,7 @@
 from embedstack.models.catalog import CATALOG, DEFAULT_MODEL, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder
 from embedstack.models.loader import BACKENDS, DEFAULT_BACKEND, load_model
+from embedstack.models.protocol import EmbeddingModel
 from embedstack.models.remote import RemoteEncoder, RemoteModelError
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "CATALOG",
     "DEFAULT_BACKEND",
     "DEFAULT_MODEL",
+    "EmbeddingModel",
     "Encoder",
     "ModelSpec",
     "RemoteEncoder",

