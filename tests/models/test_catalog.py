@@ -23,9 +23,9 @@ def test_every_entry_describes_itself():
 def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
     from tests.evaluation.test_sts import sts_slice
 
-    fp32 = load_model("paraphrase-MiniLM-L3-v2", backend="onnx")
-    int8 = load_model("paraphrase-MiniLM-L3-v2")
-    assert fp32.max_tokens == 128 and int8.backend == "onnx-int8"
+    fp32 = load_model("paraphrase-MiniLM-L3-v2")
+    int8 = load_model("paraphrase-MiniLM-L3-v2", backend="onnx-int8")
+    assert fp32.max_tokens == 128 and fp32.backend == "onnx"
     pairs = sts_slice(tmp_path / "sts", 300)
     assert evaluate_sts(pairs, fp32)["spearman"] > 0.7
     texts = ["The cat sits outside", "A man is playing guitar", "Stocks fell sharply today"]
@@ -33,7 +33,7 @@ def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
 
 
 def test_onnx_only_model_refuses_the_torch_backend():
-    with pytest.raises(ModelNotFoundError, match="runs on onnx-int8, onnx, not 'torch'"):
+    with pytest.raises(ModelNotFoundError, match="runs on onnx, onnx-int8, not 'torch'"):
         load_model("paraphrase-MiniLM-L3-v2", backend="torch")
 
 
@@ -137,3 +137,22 @@ def test_glove_sentence_vectors(glove):
     assert not unknown.any()  # no known word: a zero vector, not an error
     with pytest.raises(InvalidInputError, match="not in glove-6b-50d's vocabulary"):
         glove.most_similar("zzqxqqzv")
+
+
+@needs_shared_data
+def test_model2vec_is_distilled_once_and_works(tmp_path):
+    from embedstack.models.onnx_export import cache_root
+    from tests.evaluation.test_sts import sts_slice
+
+    static = load_model("model2vec-minilm-l6")  # distils on first use (about a minute)
+    (weights,) = cache_root().glob("static/model2vec-minilm-l6-*/model.safetensors")
+    stamp = weights.stat().st_mtime_ns
+    again = load_model("model2vec-minilm-l6")
+    assert weights.stat().st_mtime_ns == stamp  # reused, not distilled again
+    assert static.dim == 256 and static.backend == "model2vec"
+    cat, kitten, guitar = again.encode(
+        ["The cat sits outside", "A kitten rests outdoors", "A man is playing guitar"]
+    )
+    assert float(cat @ kitten) > float(cat @ guitar) + 0.2
+    result = evaluate_sts(sts_slice(tmp_path / "sts", 300), static)
+    assert result["spearman"] > 0.55  # a static model: well below MiniLM's ~0.8, far above 0

