@@ -3,8 +3,9 @@
     .venv/bin/python bench/embed_speed.py [--n 2000] [--texts scifact|sts] [--model NAME]
 
 Compares sentence-transformers (PyTorch, fp32) with each embedstack backend on the first N
-SciFact passages (title + abstract, as MTEB encodes them) or N STS-B sentences. Prints
-texts/s, the speed ratio to sentence-transformers, and mean/min cosine to its embeddings.
+SciFact passages (title + abstract, as MTEB encodes them) or N STS-B sentences. Encoders take
+turns on slices of the texts (--rounds), so a noisy neighbour slows them alike. Prints texts/s,
+the speed ratio to sentence-transformers, and mean/min cosine to its embeddings.
 Models shipped as ONNX only have no sentence-transformers run: the reference is embedstack's
 own fp32 ONNX run.
 """
@@ -34,11 +35,21 @@ def load_texts(kind: str, n: int) -> list[str]:
     return sentences[:n]
 
 
-def timed(encode, texts: list[str]) -> tuple[float, np.ndarray]:
-    encode(texts[:32])  # warm-up: first-call allocations are not throughput
-    started = time.perf_counter()
-    vectors = encode(texts)
-    return len(texts) / (time.perf_counter() - started), vectors
+def interleaved(encoders: dict, texts: list[str], rounds: int) -> dict:
+    """Time every encoder on each slice of the texts in turn, so that load from elsewhere on a
+    shared machine falls on all of them alike. Returns name -> (texts/s, vectors)."""
+    for encode in encoders.values():
+        encode(texts[:32])  # warm-up: first-call allocations are not throughput
+    seconds = dict.fromkeys(encoders, 0.0)
+    parts: dict = {name: [] for name in encoders}
+    size = -(-len(texts) // rounds)
+    for start in range(0, len(texts), size):
+        chunk = texts[start : start + size]
+        for name, encode in encoders.items():
+            started = time.perf_counter()
+            parts[name].append(encode(chunk))
+            seconds[name] += time.perf_counter() - started
+    return {name: (len(texts) / seconds[name], np.vstack(parts[name])) for name in encoders}
 
 
 def main() -> None:
@@ -47,6 +58,7 @@ def main() -> None:
     parser.add_argument("--texts", choices=["scifact", "sts"], default="scifact")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved slices")
     args = parser.parse_args()
     texts = load_texts(args.texts, args.n)
 
@@ -54,29 +66,34 @@ def main() -> None:
     from embedstack.models import find_spec
 
     spec = find_spec(args.model)
-    rows = []
+    encoders = {}
     if spec.onnx_only:
-        backends = ("onnx", "onnx-int8")
-        reference_name = "embedstack onnx"
-        base_encode = load_model(spec.name, backend="onnx").encode
+        backends = ("onnx-int8",)
+        encoders["embedstack onnx"] = load_model(spec.name, backend="onnx").encode
     else:
         from sentence_transformers import SentenceTransformer
 
         backends = ("torch", "onnx", "onnx-int8")
-        reference_name = "sentence-transformers (torch fp32)"
-        base_encode = SentenceTransformer(str(spec.locate()), device="cpu").encode
-    speed, reference = timed(lambda t: base_encode(t, batch_size=args.batch_size), texts)
-    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
-    rows.append((reference_name, speed, 1.0, 1.0))
+        model = SentenceTransformer(str(spec.locate()), device="cpu")
+        encoders["sentence-transformers (torch fp32)"] = model.encode
     for backend in backends:
-        model = load_model(spec.name, backend=backend)
-        speed, vectors = timed(lambda t, m=model: m.encode(t, batch_size=args.batch_size), texts)
+        encoders[f"embedstack {backend}"] = load_model(spec.name, backend=backend).encode
+    results = interleaved(
+        {name: (lambda t, e=e: e(t, batch_size=args.batch_size)) for name, e in encoders.items()},
+        texts,
+        args.rounds,
+    )
+    rows = []
+    reference = None
+    for name, (speed, vectors) in results.items():
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        reference = vectors if reference is None else reference
         cos = (vectors * reference).sum(axis=1)
-        rows.append((f"embedstack {backend}", speed, float(cos.mean()), float(cos.min())))
+        rows.append((name, speed, float(cos.mean()), float(cos.min())))
 
     print(
         f"\n{len(texts)} {args.texts} texts · {spec.name} · batch {args.batch_size} · "
-        f"{os.cpu_count()} CPUs · {platform.machine()}\n"
+        f"{os.cpu_count()} CPUs · {platform.machine()} · {args.rounds} interleaved rounds\n"
     )
     print(f"| encoder | texts/s | vs {rows[0][0]} | mean cos | min cos |")
     print("|---|---|---|---|---|")
