@@ -23,9 +23,9 @@ def test_every_entry_describes_itself():
 def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
     from tests.evaluation.test_sts import sts_slice
 
-    fp32 = load_model("paraphrase-MiniLM-L3-v2")
-    int8 = load_model("paraphrase-MiniLM-L3-v2", backend="onnx-int8")
-    assert fp32.max_tokens == 128 and fp32.backend == "onnx"
+    fp32 = load_model("paraphrase-MiniLM-L3-v2", backend="onnx")
+    int8 = load_model("paraphrase-MiniLM-L3-v2")
+    assert fp32.max_tokens == 128 and int8.backend == "onnx-int8"
     pairs = sts_slice(tmp_path / "sts", 300)
     assert evaluate_sts(pairs, fp32)["spearman"] > 0.7
     texts = ["The cat sits outside", "A man is playing guitar", "Stocks fell sharply today"]
@@ -33,7 +33,7 @@ def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
 
 
 def test_onnx_only_model_refuses_the_torch_backend():
-    with pytest.raises(ModelNotFoundError, match="runs on onnx, onnx-int8, not 'torch'"):
+    with pytest.raises(ModelNotFoundError, match="runs on onnx-int8, onnx, not 'torch'"):
         load_model("paraphrase-MiniLM-L3-v2", backend="torch")
 
 

@@ -118,9 +118,7 @@ CATALOG: dict[str, ModelSpec] = {
             "slightly lower quality than the default",
             aliases=("sentence-transformers/paraphrase-MiniLM-L3-v2",),
             tokenizer_from="all-MiniLM-L6-v2",  # same uncased BERT vocabulary
-            # fp32 by default: this package's export ran slower after int8 quantisation
-            # (939 vs 759 sentences/s, docs/benchmarks.md).
-            backends=("onnx", "onnx-int8"),
+            backends=("onnx-int8", "onnx"),
         ),
         ModelSpec(
             name="all-mpnet-base-v2",

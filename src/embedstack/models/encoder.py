@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from embedstack.errors import InvalidInputError
+from embedstack.models.inputs import as_text_list
 from embedstack.models.pooling import l2_normalize, pool
 from embedstack.models.sbert_folder import SbertConfig
 from embedstack.models.tokenization import TextTokenizer
@@ -55,15 +56,9 @@ class Encoder:
         Texts longer than `max_tokens` word pieces are truncated. Batches are formed from texts
         of similar length so little compute goes into padding; output order matches input order.
         """
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
+        items, single = as_text_list(texts)
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
-        for position, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InvalidInputError(
-                    f"text at position {position} is {type(text).__name__}, not str"
-                )
         out = np.empty((len(items), self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode(items)
         order = sorted(range(len(items)), key=lambda i: -len(encodings[i].ids))

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from embedstack.errors import InvalidInputError, ModelNotFoundError
+from embedstack.errors import ModelNotFoundError
+from embedstack.models.inputs import as_text_list
 from embedstack.models.onnx_backend import cpu_threads
 from embedstack.progress import progress_bar
 
@@ -36,11 +37,7 @@ class E5Encoder:
         return f"E5Encoder(name={self.name!r}, dim={self.dim})"
 
     def _run(self, texts, is_query: bool, batch_size: int, show_progress_bar: bool) -> np.ndarray:
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        for position, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"text at position {position} is not a string")
+        items, single = as_text_list(texts)
         out = np.empty((len(items), self.dim), dtype=np.float32)
         with progress_bar(
             len(items), f"Encoding ({self.name})", enabled=show_progress_bar, unit="texts"

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import httpx
 import numpy as np
 
-from embedstack.errors import EmbedstackError, InvalidInputError
+from embedstack.errors import EmbedstackError
+from embedstack.models.inputs import as_text_list
 from embedstack.models.pooling import l2_normalize
 from embedstack.progress import progress_bar
 
@@ -67,11 +68,7 @@ class RemoteEncoder:
     def encode(
         self, texts: str | Sequence[str], batch_size: int = 64, show_progress_bar: bool = False
     ) -> np.ndarray:
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        for position, text in enumerate(items):
-            if not isinstance(text, str) or not text:
-                raise InvalidInputError(f"text at position {position} is empty or not a string")
+        items, single = as_text_list(texts, allow_empty=False)  # some servers reject ""
         out = np.empty((len(items), self.dim), dtype=np.float32)
         with progress_bar(
             len(items), f"Embedding via {self.base_url}", enabled=show_progress_bar, unit="texts"

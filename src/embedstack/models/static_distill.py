@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from embedstack.errors import InvalidInputError, ModelNotFoundError
+from embedstack.errors import ModelNotFoundError
+from embedstack.models.inputs import as_text_list
 from embedstack.models.onnx_export import cache_root
 from embedstack.progress import progress_bar
 
@@ -121,11 +122,7 @@ class StaticEncoder:
     def encode(
         self, texts: str | Sequence[str], batch_size: int = 1024, show_progress_bar: bool = False
     ) -> np.ndarray:
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        for position, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"text at position {position} is not a string")
+        items, single = as_text_list(texts)
         vectors = np.asarray(
             self._model.encode(items, max_length=self.max_tokens, batch_size=max(batch_size, 1024)),
             dtype=np.float32,

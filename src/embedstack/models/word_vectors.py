@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from embedstack.errors import InvalidInputError, ModelNotFoundError
+from embedstack.models.inputs import as_text_list
 
 WORD = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
 
@@ -47,12 +48,9 @@ class WordVectors:
         self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
         """Mean of the known words' unit vectors, normalised; all-unknown text gives zeros."""
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
+        items, single = as_text_list(texts)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         for row, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"text at position {row} is not a string")
             ids = [self._index[w] for w in WORD.findall(text.lower()) if w in self._index]
             if ids:
                 mean = self._unit[ids].mean(axis=0)
