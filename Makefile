@@ -23,9 +23,9 @@ demo: $(STAMP)
 	$(VENV)/bin/embedstack add $(DEMO) --jsonl $(VENV)/demo.jsonl
 	$(VENV)/bin/embedstack info $(DEMO)
 	$(VENV)/bin/embedstack search $(DEMO) "how do I install and run the tests?" -k 3
-	$(VENV)/bin/embedstack search $(DEMO) "which metadata filter operators exist" -k 3 \
-		--filter '{"source": "README.md"}'
-	$(VENV)/bin/embedstack search $(DEMO) "how fast is search on SciFact" -k 2 --json
+	$(VENV)/bin/embedstack search $(DEMO) "what happens to my data if the process crashes?" -k 2 \
+		--filter '{"source": "architecture.md"}'
+	$(VENV)/bin/embedstack search $(DEMO) "how fast is the int8 encoder?" -k 2 --json
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
