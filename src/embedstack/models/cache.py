@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedstack.models.inputs import as_text_list
 from embedstack.models.protocol import EmbeddingModel
 
 SCHEMA = """
@@ -133,9 +134,8 @@ class CachedEncoder:
         """`kind` picks the encoder's method; asymmetric models keep a cache space per kind."""
         encode = getattr(self.encoder, f"encode_{kind}" if kind else "encode")
         namespace = f"{self._namespace}|{kind}" if self.asymmetric and kind else self._namespace
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        digests = [_digest(t) if isinstance(t, str) else b"" for t in items]
+        items, single = as_text_list(texts)
+        digests = [_digest(t) for t in items]
         cached = self.cache.get_many(namespace, digests, self.dim)
         missing = [i for i, d in enumerate(digests) if d not in cached]
         out = np.empty((len(items), self.dim), dtype=np.float32)
@@ -146,8 +146,7 @@ class CachedEncoder:
                 show_progress_bar=show_progress_bar,
             )
             out[missing] = fresh
-            first = dict.fromkeys(digests[i] for i in missing)  # a text repeated in one call
-            rows = {digests[i]: fresh[n] for n, i in enumerate(missing) if digests[i] in first}
+            rows = {digests[i]: fresh[n] for n, i in enumerate(missing)}  # repeats collapse
             self.cache.put_many(namespace, list(rows), np.array(list(rows.values())))
         for i, digest in enumerate(digests):
             if digest in cached:

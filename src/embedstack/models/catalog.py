@@ -56,6 +56,12 @@ class ModelSpec:
             distributions += (find_spec(self.weights.partition(":")[2]).package,)
         return all(packages.installed(d) for d in distributions)
 
+    def require_installed(self) -> None:
+        if not self.installed():
+            raise ModelNotFoundError(
+                f"model {self.name!r} is not installed: {self.install_command()}"
+            )
+
     def describe(self) -> dict:
         """A plain summary for listings (`embedstack models`)."""
         return {
@@ -73,10 +79,7 @@ class ModelSpec:
 
     def locate(self) -> Path:
         """The model's folder (or ONNX file); if its package is missing, say how to install it."""
-        if not self.installed():
-            raise ModelNotFoundError(
-                f"model {self.name!r} is not installed: {self.install_command()}"
-            )
+        self.require_installed()
         kind, _, target = self.weights.partition(":")
         if kind == "module":
             return packages.module_model_path(target)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from embedstack.errors import InvalidInputError
+from embedstack.progress import progress_bar
 
 
 def as_text_list(texts: str | Sequence[str], allow_empty: bool = True) -> tuple[list[str], bool]:
@@ -19,3 +22,21 @@ def as_text_list(texts: str | Sequence[str], allow_empty: bool = True) -> tuple[
         if not allow_empty and not text:
             raise InvalidInputError(f"text at position {position} is empty")
     return items, single
+
+
+def encode_in_batches(
+    items: list[str],
+    dim: int,
+    run: Callable[[list[str]], np.ndarray],
+    batch_size: int,
+    description: str,
+    show_progress_bar: bool,
+) -> np.ndarray:
+    """Fill an (n, dim) array batch by batch with `run`, drawing a progress bar if asked."""
+    out = np.empty((len(items), dim), dtype=np.float32)
+    with progress_bar(len(items), description, enabled=show_progress_bar, unit="texts") as advance:
+        for start in range(0, len(items), batch_size):
+            part = items[start : start + batch_size]
+            out[start : start + len(part)] = run(part)
+            advance(len(part))
+    return out

