@@ -19,16 +19,16 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(PY) examples/markdown_to_jsonl.py README.md docs/*.md > $(VENV)/demo.jsonl
-	$(VENV)/bin/embedstack add $(DEMO) --jsonl $(VENV)/demo.jsonl
+	$(VENV)/bin/embedstack ingest $(DEMO) README.md docs
+	$(VENV)/bin/embedstack ingest $(DEMO) README.md docs   # again: every file unchanged
 	$(VENV)/bin/embedstack info $(DEMO)
 	$(VENV)/bin/embedstack search $(DEMO) "how do I install and run the tests?" -k 3
 	$(VENV)/bin/embedstack search $(DEMO) "what happens to my data if the process crashes?" -k 2 \
-		--filter '{"source": "architecture.md"}'
+		--filter '{"file_name": "architecture.md"}'
 	$(VENV)/bin/embedstack search $(DEMO) "how fast is the int8 encoder?" -k 2 --json
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from embedstack.config import CONFIG_FILE, CollectionConfig
 from embedstack.errors import CollectionError, InvalidInputError
+from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
+from embedstack.rows import validate_rows
 from embedstack.store.filters import compile_filter
 from embedstack.store.local import DB_FILE, LocalStore
 from embedstack.store.vector_index import INDEX_KINDS
-from embedstack.types import Chunk, Hit
+from embedstack.types import Chunk, Hit, SourceRecord
+
+if TYPE_CHECKING:
+    from embedstack.ingest.pipeline import IngestReport
 
 Filter = Mapping[str, Any]
 EncoderLike = EmbeddingModel
@@ -181,7 +185,7 @@ class Collection:
                 f"texts, ids and metadata differ in length ({len(texts)}, {len(ids)}, "
                 f"{len(metadata)})"
             )
-        _validate_rows(texts, ids, metadata)
+        validate_rows(texts, ids, metadata)
         if embeddings is None:
             vectors = self.model.encode_document(
                 texts, batch_size=batch_size, show_progress_bar=show_progress
@@ -192,6 +196,44 @@ class Collection:
         return ids
 
     upsert = add
+
+    def ingest(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        glob: str | None = None,
+        sync: bool = False,
+        chunk_tokens: int | None = None,
+        overlap: int = 0,
+        text_field: str | None = None,
+        contextual: bool = True,
+        max_file_mb: float = DEFAULT_MAX_FILE_MB,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        show_progress: bool = False,
+    ) -> IngestReport:
+        """Load, clean, chunk, embed and store files and folders (recursively); incremental.
+
+        Formats: PDF, DOCX, HTML, Markdown, text, CSV and JSONL (`text_field` names the text
+        column; the others become metadata). Chunks hold at most `chunk_tokens` of the model's
+        tokens (default: as many as it reads, less room for a `contextual` header of file name,
+        title and headings that is embedded with each chunk but not stored). Unchanged files
+        are skipped; a changed file's chunks are replaced in one transaction; with `sync`,
+        files gone from the folders are removed. Files that fail are listed in the report.
+        """
+        from embedstack.ingest.pipeline import Ingestor
+
+        if isinstance(paths, str | Path):
+            paths = [paths]
+        ingestor = Ingestor(
+            self.model, self._store, chunk_tokens=chunk_tokens, overlap=overlap,
+            text_field=text_field, glob=glob, sync=sync, contextual=contextual,
+            max_file_mb=max_file_mb, max_chars=max_chars, show_progress=show_progress,
+        )  # fmt: skip
+        return ingestor.run(list(paths))
+
+    def sources(self) -> list[SourceRecord]:
+        """The ingested files (the manifest): path, content hash, format, chunk ids."""
+        return self._store.sources()
 
     def delete(self, ids: str | Sequence[str]) -> int:
         """Delete by id; returns how many of the ids existed."""
@@ -268,31 +310,3 @@ class Collection:
         if (norms == 0).any():
             raise InvalidInputError("vectors must not be all zeros")
         return array / norms
-
-
-def _validate_rows(texts: list, ids: list, metadata: list) -> None:
-    """Check every row before anything is encoded or written."""
-    seen: dict[str, int] = {}
-    for position, (text, id_, meta) in enumerate(zip(texts, ids, metadata, strict=True)):
-        if not isinstance(id_, str) or not id_:
-            raise InvalidInputError(f"row {position}: id must be a non-empty string, got {id_!r}")
-        if id_ in seen:
-            raise InvalidInputError(f"duplicate id {id_!r} at rows {seen[id_]} and {position}")
-        seen[id_] = position
-        if not isinstance(text, str):
-            raise InvalidInputError(f"row {position} (id {id_!r}): text is not a string")
-        if not text.strip():
-            raise InvalidInputError(f"row {position} (id {id_!r}): text is empty")
-        if not isinstance(meta, Mapping):
-            raise InvalidInputError(f"row {position} (id {id_!r}): metadata must be a mapping")
-        try:
-            json.dumps(meta, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"row {position} (id {id_!r}): metadata is not JSON-serialisable: {exc}"
-            ) from exc
-        for key in meta:
-            if not isinstance(key, str):
-                raise InvalidInputError(
-                    f"row {position} (id {id_!r}): metadata keys must be strings"
-                )

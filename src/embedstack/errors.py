@@ -23,3 +23,7 @@ class CollectionError(EmbedstackError):
 
 class DatasetError(EmbedstackError):
     """An evaluation data set that is missing files or has a corrupt line."""
+
+
+class IngestError(EmbedstackError):
+    """One file that cannot be ingested (damaged, encrypted, binary, too large, ...)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -22,13 +24,10 @@ from rich.text import Text
 class _RateColumn(ProgressColumn):
     """Items per second: the number users compare between runs and machines."""
 
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self.unit = unit
-
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f} {self.unit}/s" if speed else f"? {self.unit}/s")
+        unit = task.fields.get("unit", "items")
+        return Text(f"{speed:,.1f} {unit}/s" if speed else f"? {unit}/s")
 
 
 @contextmanager
@@ -36,17 +35,33 @@ def progress_bar(
     total: int, description: str, *, enabled: bool = True, unit: str = "items"
 ) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(n)` callback; draws a bar on stderr when `enabled`."""
+    with progress_tasks([(description, total, unit)], enabled=enabled) as (advance,):
+        yield advance
+
+
+@contextmanager
+def progress_tasks(
+    tasks: Sequence[tuple[str, int | None, str]], *, enabled: bool = True
+) -> Iterator[tuple[Callable[[int], None], ...]]:
+    """Several bars at once, given as (description, total or None, unit); yields `advance`s."""
     if not enabled:
-        yield lambda n: None
+        yield tuple((lambda n: None) for _ in tasks)
         return
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        _RateColumn(unit),
+        _RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        ids = [
+            progress.add_task(description, total=total, unit=unit)
+            for description, total, unit in tasks
+        ]
+        yield tuple(functools.partial(_advance, progress, task) for task in ids)
+
+
+def _advance(progress: Progress, task: TaskID, n: int) -> None:
+    progress.advance(task, n)

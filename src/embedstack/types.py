@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,3 +38,20 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A manifest entry: one ingested file, the content it was read from, its chunk ids."""
+
+    path: str
+    content_hash: str
+    recipe: str
+    format: str
+    chunk_ids: tuple[str, ...]
+    ingested_at: float
+
+    @classmethod
+    def from_row(cls, row: tuple) -> SourceRecord:
+        path, content_hash, recipe, format, chunk_ids, ingested_at = row
+        return cls(path, content_hash, recipe, format, tuple(json.loads(chunk_ids)), ingested_at)

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from embedstack.collection import Collection
 from embedstack.errors import EmbedstackError
+from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.models import DEFAULT_MODEL
 
 app = typer.Typer(
@@ -134,6 +135,74 @@ def add(
         print_json({"added": len(records.ids), "count": count})
     else:
         out.print(f"Added {len(records.ids)} records to {collection} (now {count}).")
+
+
+@app.command()
+@user_errors
+def ingest(
+    collection: CollectionArg,
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (read recursively).")],
+    glob: Annotated[
+        str | None, typer.Option(help='Only files matching this pattern, e.g. "*.pdf".')
+    ] = None,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Remove files that are gone from the folders.")
+    ] = False,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per chunk [default: what the model reads].")
+    ] = None,
+    overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 0,
+    text_field: Annotated[
+        str | None, typer.Option(help="CSV column / JSONL field with the text [default: auto].")
+    ] = None,
+    context: Annotated[
+        bool, typer.Option(help="Embed each chunk with its file name, title and headings.")
+    ] = True,
+    max_file_mb: Annotated[float, typer.Option(help="Skip files larger than this.")] = (
+        DEFAULT_MAX_FILE_MB
+    ),
+    max_chars: Annotated[int, typer.Option(help="Skip files with more text than this.")] = (
+        DEFAULT_MAX_CHARS
+    ),
+    model: Annotated[
+        str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL); unchanged files are skipped.
+
+    Exits with 1 when some files could not be ingested (each is listed with the reason).
+    """
+    with Collection.open(collection, model) as kb:
+        load_model_with_status(kb)
+        report = kb.ingest(
+            paths, glob=glob, sync=sync, chunk_tokens=chunk_tokens, overlap=overlap,
+            text_field=text_field, contextual=context, max_file_mb=max_file_mb,
+            max_chars=max_chars, show_progress=not as_json,
+        )  # fmt: skip
+        count = kb.count()
+    if as_json:
+        print_json({**report.to_dict(), "count": count})
+    else:
+        print_ingest_report(report, collection, count)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def print_ingest_report(report, collection: Path, count: int) -> None:
+    table = Table("added", "updated", "removed", "unchanged", "failed", "chunks +/-", "seconds")
+    table.add_row(
+        *(str(n) for n in (len(report.added), len(report.updated), len(report.removed),
+                           len(report.unchanged), len(report.failed))),
+        f"+{report.chunks_added} / -{report.chunks_removed}",
+        f"{report.seconds:.1f}",
+    )  # fmt: skip
+    out.print(table)
+    for path in report.removed:
+        out.print(Text(f"removed: {path}"), soft_wrap=True)
+    for problem in report.failed:
+        err.print(Text(f"failed: {problem.path}: {problem.reason}", style="red"), soft_wrap=True)
+    out.print(f"{collection} now holds {count} chunks.")
 
 
 @app.command()

@@ -21,7 +21,7 @@ import numpy as np
 from embedstack.errors import CollectionError, InvalidInputError
 from embedstack.store.filters import compile_filter, index_rows
 from embedstack.store.vector_index import VectorIndex
-from embedstack.types import Chunk
+from embedstack.types import Chunk, SourceRecord
 
 DB_FILE = "embedstack.db"
 SCHEMA = """
@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS chunk_meta (
     PRIMARY KEY (vid, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunk_meta_lookup ON chunk_meta (key, kind, value);
+-- The ingest manifest: which file produced which chunks, from which content.
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,       -- sha256 of the file's bytes
+    recipe TEXT NOT NULL,             -- chunking settings the chunks were made with
+    format TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL,          -- JSON list
+    ingested_at REAL NOT NULL
+);
 INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('next_vid', '0');
 """
 REBUILD_DEAD_FRACTION = 0.25  # HNSW: rebuild the graph once this share of nodes is deleted
@@ -145,35 +154,50 @@ class LocalStore:
         vectors: np.ndarray,
     ) -> None:
         """Insert or replace rows by id, all or nothing."""
-        vectors = np.ascontiguousarray(vectors, dtype="<f4")
-        if vectors.shape != (len(ids), self.dim):
-            raise InvalidInputError(
-                f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}"
-            )
-        encoded_metadata = [json.dumps(m, ensure_ascii=False) for m in metadatas]
         with self._write() as txn:
             txn.removed = self._delete_rows(ids)
-            first = self._meta("next_vid")
-            txn.added = np.arange(first, first + len(ids), dtype=np.int64)
-            txn.vectors = vectors
-            vids = txn.added.tolist()
-            self._db.executemany(
-                "INSERT INTO chunks (vid, id, text, metadata) VALUES (?, ?, ?, ?)",
-                zip(vids, ids, texts, encoded_metadata, strict=True),
-            )
-            self._db.executemany(
-                "INSERT INTO vectors (vid, vector) VALUES (?, ?)",
-                zip(vids, (v.tobytes() for v in vectors), strict=True),
-            )
-            self._db.executemany(
-                "INSERT INTO chunk_meta (vid, key, kind, value) VALUES (?, ?, ?, ?)",
-                (
-                    row
-                    for vid, meta in zip(vids, metadatas, strict=True)
-                    for row in index_rows(vid, meta)
-                ),
-            )
-            self._set_meta("next_vid", first + len(ids))
+            self._insert_rows(txn, ids, texts, metadatas, vectors)
+
+    def replace_source(
+        self,
+        source: SourceRecord,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+        vectors: np.ndarray,
+    ) -> int:
+        """Swap a file's old chunks for new ones and record it in the manifest, all or nothing.
+
+        One transaction per file is what makes an ingest crash-safe: after a kill, each file is
+        either fully old or fully new. Returns how many old chunks were removed.
+        """
+        with self._write() as txn:
+            old = self.source(source.path)
+            stale = [*(old.chunk_ids if old else ()), *source.chunk_ids]
+            txn.removed = self._delete_rows(stale)
+            self._insert_rows(txn, source.chunk_ids, texts, metadatas, vectors)
+            self._db.execute(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
+                (source.path, source.content_hash, source.recipe, source.format,
+                 json.dumps(list(source.chunk_ids)), source.ingested_at),
+            )  # fmt: skip
+        return len(old.chunk_ids) if old else 0
+
+    def remove_source(self, path: str) -> int:
+        """Delete a file's chunks and its manifest entry; returns how many chunks went."""
+        with self._write() as txn:
+            old = self.source(path)
+            if old is None:
+                return 0
+            txn.removed = self._delete_rows(old.chunk_ids)
+            self._db.execute("DELETE FROM sources WHERE path = ?", (path,))
+        return len(txn.removed)
+
+    def source(self, path: str) -> SourceRecord | None:
+        row = self._db.execute("SELECT * FROM sources WHERE path = ?", (path,)).fetchone()
+        return SourceRecord.from_row(row) if row else None
+
+    def sources(self) -> list[SourceRecord]:
+        return [SourceRecord.from_row(r) for r in self._db.execute("SELECT * FROM sources")]
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete rows by id; returns how many existed."""
@@ -189,6 +213,43 @@ class LocalStore:
         for table in ("chunks", "vectors", "chunk_meta"):
             self._db.execute(f"DELETE FROM {table} WHERE vid {in_list}", (_id_list(vids),))
         return np.array(vids, dtype=np.int64)
+
+    def _insert_rows(
+        self,
+        txn: _WriteTransaction,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+        vectors: np.ndarray,
+    ) -> None:
+        """Insert new rows (ids not present) inside the current transaction."""
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        if vectors.shape != (len(ids), self.dim):
+            raise InvalidInputError(
+                f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}"
+            )
+        first = self._meta("next_vid")
+        txn.added = np.arange(first, first + len(ids), dtype=np.int64)
+        txn.vectors = vectors
+        vids = txn.added.tolist()
+        self._db.executemany(
+            "INSERT INTO chunks (vid, id, text, metadata) VALUES (?, ?, ?, ?)",
+            zip(vids, ids, texts, (json.dumps(m, ensure_ascii=False) for m in metadatas),
+                strict=True),
+        )  # fmt: skip
+        self._db.executemany(
+            "INSERT INTO vectors (vid, vector) VALUES (?, ?)",
+            zip(vids, (v.tobytes() for v in vectors), strict=True),
+        )
+        self._db.executemany(
+            "INSERT INTO chunk_meta (vid, key, kind, value) VALUES (?, ?, ?, ?)",
+            (
+                row
+                for vid, meta in zip(vids, metadatas, strict=True)
+                for row in index_rows(vid, meta)
+            ),
+        )
+        self._set_meta("next_vid", first + len(ids))
 
     def _write(self) -> _WriteTransaction:
         return _WriteTransaction(self)

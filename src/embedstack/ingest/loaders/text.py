@@ -1,0 +1,57 @@
+"""Plain text: decode whatever the encoding, split paragraphs on blank lines."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from embedstack.errors import IngestError
+from embedstack.ingest.documents import Block, Document
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """(text, encoding): UTF-8 (with or without BOM) first, then charset detection."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding), encoding
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    encoding = _legacy_encoding(data[:1_000_000])
+    try:
+        return data.decode(encoding), encoding
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"undecodable text (best guess {encoding}): {exc}") from exc
+
+
+def _legacy_encoding(sample: bytes) -> str:
+    """charset-normalizer's guess; among equally good guesses, Windows-1252 (Western Europe).
+
+    Short Latin-1 texts fit cp1250 just as well, and the detector then picks by name order;
+    cp1252 is by far the most common legacy encoding, and the web's default for "latin-1".
+    """
+    matches = from_bytes(sample)
+    if not len(matches):
+        raise IngestError("binary content, not text (no character encoding fits)")
+    best = matches[0]
+    for match in matches:
+        if (match.chaos, -match.coherence) > (best.chaos, -best.coherence):
+            break
+        if "cp1252" in match.could_be_from_charset:
+            return "cp1252"
+    return best.encoding
+
+
+def paragraphs(text: str, **block_fields) -> list[Block]:
+    return [Block(p, **block_fields) for p in PARAGRAPH_BREAK.split(text) if p.strip()]
+
+
+def load_text(path: Path, data: bytes) -> list[Document]:
+    text, encoding = decode_text(data)
+    return [Document.from_blocks(path, "text", paragraphs(text), metadata={"encoding": encoding})]

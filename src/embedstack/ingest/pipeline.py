@@ -1,0 +1,289 @@
+"""The ingest run: discover files, skip unchanged ones, parse, chunk, embed, commit per file.
+
+Each file is committed in its own transaction (old chunks out, new chunks and manifest entry in),
+so a crash leaves every file either as it was or fully updated. Embedding is batched across
+files, since one encoder call on many chunks is much faster than many small calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedstack.errors import EmbedstackError, IngestError, InvalidInputError
+from embedstack.ingest.chunking import Chunker, TextChunk
+from embedstack.ingest.detect import detect_format
+from embedstack.ingest.discovery import FileProblem, discover, os_reason, read_file
+from embedstack.ingest.documents import Document
+from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
+from embedstack.ingest.loaders import load_documents
+from embedstack.ingest.tokens import TokenCounter, token_budget
+from embedstack.models import EmbeddingModel
+from embedstack.progress import progress_tasks
+from embedstack.rows import validate_rows
+from embedstack.store.local import LocalStore
+from embedstack.types import SourceRecord
+
+RECIPE_VERSION = 1  # bump when loaders or chunking change what a file turns into
+CONTEXT_TOKENS = 32  # room for the "file — title / heading" line embedded with each chunk
+RESERVED_KEYS = (
+    "source", "file_name", "format", "title", "chunk", "start", "end", "page", "page_end",
+    "heading", "row",
+)  # fmt: skip
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, file by file; `failed` lists (path, reason)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[FileProblem] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "removed": len(self.removed),
+            "unchanged": len(self.unchanged),
+            "failed": len(self.failed),
+            "chunks_added": self.chunks_added,
+            "chunks_removed": self.chunks_removed,
+            "seconds": round(self.seconds, 3),
+            "files": {
+                "added": self.added,
+                "updated": self.updated,
+                "removed": self.removed,
+                "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
+            },
+        }
+
+
+@dataclass
+class _Prepared:
+    """A parsed and chunked file waiting for its embeddings."""
+
+    record: SourceRecord
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    embed_texts: list[str]
+    is_update: bool
+
+
+class Ingestor:
+    """Turns files into chunks in a store; see `Collection.ingest` for the options."""
+
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        store: LocalStore,
+        *,
+        chunk_tokens: int | None = None,
+        overlap: int = 0,
+        text_field: str | None = None,
+        glob: str | None = None,
+        sync: bool = False,
+        contextual: bool = True,
+        max_file_mb: float = DEFAULT_MAX_FILE_MB,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        batch_chunks: int = 256,
+        show_progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.counter = TokenCounter.for_model(model)
+        budget = token_budget(model, self.counter)
+        if chunk_tokens is not None and chunk_tokens > budget:
+            raise InvalidInputError(
+                f"--chunk-tokens {chunk_tokens} is more than {model.name!r} reads "
+                f"({budget} tokens of text); chunks that long would be truncated"
+            )
+        reserve = min(CONTEXT_TOKENS, budget // 4) if contextual else 0
+        self.chunk_tokens = chunk_tokens or budget - reserve
+        self.context_tokens = min(reserve, budget - self.chunk_tokens)
+        self.chunker = Chunker(self.counter, self.chunk_tokens, overlap)
+        self.text_field = text_field
+        self.glob = glob
+        self.sync = sync
+        self.max_bytes = int(max_file_mb * 1e6)
+        self.max_chars = max_chars
+        self.batch_chunks = batch_chunks
+        self.show_progress = show_progress
+        self.recipe = json.dumps(
+            {
+                "version": RECIPE_VERSION,
+                "chunk_tokens": self.chunk_tokens,
+                "overlap": overlap,
+                "context_tokens": self.context_tokens,
+                "text_field": text_field,
+            },
+            sort_keys=True,
+        )
+
+    def run(self, paths: Sequence[str | Path]) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        found = discover(list(paths), self.glob)
+        report.failed.extend(found.problems)
+        known = {record.path: record for record in self.store.sources()}
+        pending: list[_Prepared] = []
+        with progress_tasks(
+            [("Files", len(found.files), "files"), ("Chunks", None, "chunks")],
+            enabled=self.show_progress,
+        ) as (files_done, chunks_done):
+            for path in found.files:
+                key = str(path)
+                try:
+                    prepared = self._prepare(path, known.get(key))
+                except EmbedstackError as exc:
+                    report.failed.append(FileProblem(key, str(exc)))
+                except OSError as exc:
+                    report.failed.append(FileProblem(key, os_reason(exc)))
+                else:
+                    if prepared is None:
+                        report.unchanged.append(key)
+                    else:
+                        pending.append(prepared)
+                        if sum(len(p.texts) for p in pending) < self.batch_chunks:
+                            continue
+                        self._commit(pending, report, files_done, chunks_done)
+                        pending = []
+                        continue
+                files_done(1)
+            self._commit(pending, report, files_done, chunks_done)
+            if self.sync:
+                self._remove_missing(found.roots, set(map(str, found.files)), known, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # ---- one file --------------------------------------------------------------------------
+
+    def _prepare(self, path: Path, known: SourceRecord | None) -> _Prepared | None:
+        """Parse and chunk one file, or None when the manifest says it is unchanged."""
+        data = read_file(path, self.max_bytes)
+        content_hash = hashlib.sha256(data).hexdigest()
+        if known and known.content_hash == content_hash and known.recipe == self.recipe:
+            return None
+        format = detect_format(path, data)
+        if format not in ("pdf", "docx") and len(data) > self.max_chars:
+            raise IngestError(self._too_long(len(data)))
+        try:
+            documents = load_documents(path, data, format, self.text_field)
+        except EmbedstackError:
+            raise
+        except Exception as exc:  # third-party parsers raise anything on malformed files
+            raise IngestError(f"cannot read as {format}: {type(exc).__name__}: {exc}") from exc
+        if sum(len(d.text) for d in documents) > self.max_chars:
+            raise IngestError(self._too_long(sum(len(d.text) for d in documents)))
+        ids: list[str] = []
+        texts: list[str] = []
+        metadatas: list[dict[str, Any]] = []
+        embed_texts: list[str] = []
+        for document in documents:
+            chunks = self.chunker.split(document)
+            context = self._context(document) if document.record is None else ""
+            for index, chunk in enumerate(chunks):
+                row = f"row{document.record}/" if document.record is not None else ""
+                ids.append(f"{path}#{row}{index}")
+                texts.append(chunk.text)
+                metadatas.append(_metadata(path, format, document, index, chunk))
+                header = self._context_line(context, chunk)
+                embed_texts.append(f"{header}\n\n{chunk.text}" if header else chunk.text)
+        if not texts:
+            raise IngestError("no text found")
+        validate_rows(texts, ids, metadatas)
+        record = SourceRecord(str(path), content_hash, self.recipe, format, tuple(ids), time.time())
+        return _Prepared(record, texts, metadatas, embed_texts, is_update=known is not None)
+
+    def _too_long(self, chars: int) -> str:
+        return (
+            f"text too long: {chars:,} characters (limit {self.max_chars:,}; "
+            "raise it with --max-chars)"
+        )
+
+    @staticmethod
+    def _context(document: Document) -> str:
+        """File stem and title: what a chunk deep inside a file no longer says itself."""
+        parts = [document.source.stem]
+        if document.title and document.title.lower() != document.source.stem.lower():
+            parts.append(document.title)
+        return " — ".join(parts)
+
+    def _context_line(self, context: str, chunk: TextChunk) -> str:
+        """The header embedded with a chunk (not stored): file, title, heading path."""
+        if not self.context_tokens or not context:
+            return ""
+        line = context + (f" / {' > '.join(chunk.heading_path)}" if chunk.heading_path else "")
+        windows = self.counter.windows(line, self.context_tokens, 0)
+        return line[: windows[0][1]] if windows else ""
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def _commit(self, pending: list[_Prepared], report: IngestReport, files_done, chunks_done):
+        if not pending:
+            return
+        vectors = self.model.encode_document([t for p in pending for t in p.embed_texts])
+        offset = 0
+        for prepared in pending:
+            rows = len(prepared.texts)
+            removed = self.store.replace_source(
+                prepared.record, prepared.texts, prepared.metadatas,
+                vectors[offset : offset + rows],
+            )  # fmt: skip
+            offset += rows
+            (report.updated if prepared.is_update else report.added).append(prepared.record.path)
+            report.chunks_added += rows
+            report.chunks_removed += removed
+            files_done(1)
+            chunks_done(rows)
+
+    def _remove_missing(
+        self, roots: list[Path], present: set[str], known: dict[str, SourceRecord], report
+    ) -> None:
+        """--sync: drop manifest files under the walked folders that are no longer there."""
+        prefixes = tuple(str(root) + os.sep for root in roots)
+        for path in sorted(known):
+            if path.startswith(prefixes) and path not in present:
+                report.chunks_removed += self.store.remove_source(path)
+                report.removed.append(path)
+
+
+def _metadata(
+    path: Path, format: str, document: Document, index: int, chunk: TextChunk
+) -> dict[str, Any]:
+    """Where the chunk came from; a CSV/JSONL row's other fields join in (renamed on clash)."""
+    meta: dict[str, Any] = {
+        "source": str(path),
+        "file_name": path.name,
+        "format": format,
+        "chunk": index,
+        "start": chunk.start,
+        "end": chunk.end,
+    }
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+        meta["page_end"] = chunk.page_end
+    if chunk.heading_path:
+        meta["heading"] = " > ".join(chunk.heading_path)
+    if document.title:
+        meta["title"] = document.title
+    if document.record is not None:
+        meta["row"] = document.record
+        for key, value in document.metadata.items():
+            meta[f"field_{key}" if key in RESERVED_KEYS else key] = value
+    return meta

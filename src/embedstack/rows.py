@@ -1,0 +1,36 @@
+"""Checks on rows (text, id, metadata) before anything is encoded or written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from embedstack.errors import InvalidInputError
+
+
+def validate_rows(texts: list, ids: list, metadata: list) -> None:
+    """Check every row before anything is encoded or written."""
+    seen: dict[str, int] = {}
+    for position, (text, id_, meta) in enumerate(zip(texts, ids, metadata, strict=True)):
+        if not isinstance(id_, str) or not id_:
+            raise InvalidInputError(f"row {position}: id must be a non-empty string, got {id_!r}")
+        if id_ in seen:
+            raise InvalidInputError(f"duplicate id {id_!r} at rows {seen[id_]} and {position}")
+        seen[id_] = position
+        if not isinstance(text, str):
+            raise InvalidInputError(f"row {position} (id {id_!r}): text is not a string")
+        if not text.strip():
+            raise InvalidInputError(f"row {position} (id {id_!r}): text is empty")
+        if not isinstance(meta, Mapping):
+            raise InvalidInputError(f"row {position} (id {id_!r}): metadata must be a mapping")
+        try:
+            json.dumps(meta, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"row {position} (id {id_!r}): metadata is not JSON-serialisable: {exc}"
+            ) from exc
+        for key in meta:
+            if not isinstance(key, str):
+                raise InvalidInputError(
+                    f"row {position} (id {id_!r}): metadata keys must be strings"
+                )
