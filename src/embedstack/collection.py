@@ -15,6 +15,9 @@ from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
 from embedstack.rows import validate_rows
+from embedstack.search.analyzer import Analyzer
+from embedstack.search.engine import DEFAULT_CANDIDATES, SearchEngine, SearchOptions
+from embedstack.search.rerank import Reranker, load_reranker
 from embedstack.store.filters import compile_filter
 from embedstack.store.local import DB_FILE, LocalStore
 from embedstack.store.vector_index import INDEX_KINDS
@@ -61,9 +64,18 @@ class Collection:
         self._cache_size = cache_size
         self._model: EncoderLike | None = None
         self._cache: EmbeddingCache | None = None
+        self._rerankers: dict[str, Reranker] = {}
         self._store = LocalStore(
-            folder, config.dim, config.index, hnsw_m=config.hnsw_m, ef_search=config.ef_search
+            folder,
+            config.dim,
+            config.index,
+            hnsw_m=config.hnsw_m,
+            ef_search=config.ef_search,
+            analyzer=Analyzer(config.keyword_language, config.keyword_stopwords),
+            bm25_k1=config.bm25_k1,
+            bm25_b=config.bm25_b,
         )
+        self._engine = SearchEngine(self._store, lambda: self.model)
 
     # ---- opening -------------------------------------------------------------------------------
 
@@ -250,15 +262,37 @@ class Collection:
         return self._store.count(filter)
 
     def search(
-        self, query: str | Sequence[float] | np.ndarray, k: int = 10, filter: Filter | None = None
+        self,
+        query: str | Sequence[float] | np.ndarray,
+        k: int = 10,
+        filter: Filter | None = None,
+        *,
+        mode: str = "hybrid",
+        rerank: str | Reranker | None = None,
+        diversity: float = 0.0,
+        fusion: str = "rrf",
+        candidates: int = DEFAULT_CANDIDATES,
     ) -> list[Hit]:
-        """The k chunks most similar to a query text or vector, optionally filtered by metadata."""
+        """The k best chunks for a query text (or vector), optionally filtered by metadata.
+
+        `mode`: "hybrid" (default: BM25 and dense candidates fused by reciprocal rank),
+        "dense" (cosine similarity) or "keyword" (BM25). `rerank`: a reranker, a
+        sentence-transformers CrossEncoder folder, or "builtin". `diversity` (0–1) reorders by
+        MMR so near-duplicates do not crowd the list. `fusion="weighted"` fuses min-max
+        normalised scores instead of ranks. Filters apply inside every stage. A vector query
+        searches dense only. Each hit's `scores_by_stage` holds every stage's score and rank.
+        """
         if isinstance(query, str):
-            return self.search_batch([query], k=k, filter=filter)[0]
-        vector = np.asarray(query, dtype=np.float32)
-        if vector.ndim != 1:
-            raise InvalidInputError(f"a query vector must be 1-D, got shape {vector.shape}")
-        return self.search_batch(vector[None, :], k=k, filter=filter)[0]
+            queries: Sequence[str] | np.ndarray = [query]
+        else:
+            vector = np.asarray(query, dtype=np.float32)
+            if vector.ndim != 1:
+                raise InvalidInputError(f"a query vector must be 1-D, got shape {vector.shape}")
+            queries = vector[None, :]
+        return self.search_batch(
+            queries, k, filter, mode=mode, rerank=rerank, diversity=diversity, fusion=fusion,
+            candidates=candidates,
+        )[0]  # fmt: skip
 
     def search_batch(
         self,
@@ -266,23 +300,39 @@ class Collection:
         k: int = 10,
         filter: Filter | None = None,
         *,
+        mode: str = "hybrid",
+        rerank: str | Reranker | None = None,
+        diversity: float = 0.0,
+        fusion: str = "rrf",
+        candidates: int = DEFAULT_CANDIDATES,
         batch_size: int = 32,
         show_progress: bool = False,
     ) -> list[list[Hit]]:
-        """Search many queries at once (texts or a 2-D array of vectors)."""
+        """Search many queries at once (texts, or a 2-D array of vectors: dense only)."""
         compile_filter(filter)  # reject a bad filter before spending time on encoding
         if isinstance(queries, np.ndarray):
-            vectors = self._check_vectors(queries)
+            queries = self._check_vectors(queries)
+            if mode == "hybrid":
+                mode = "dense"  # nothing to match keywords against
         else:
             queries = list(queries)
             for position, query in enumerate(queries):
                 if not isinstance(query, str) or not query.strip():
                     raise InvalidInputError(f"query {position} is empty or not a string")
-            vectors = self.model.encode_query(
-                queries, batch_size=batch_size, show_progress_bar=show_progress
-            )
-        results = self._store.search(vectors, k, filter)
-        return [[Hit(chunk, score) for chunk, score in row] for row in results]
+        options = SearchOptions(
+            mode=mode, fusion=fusion, candidates=candidates, diversity=diversity,
+            rerank=self._reranker(rerank),
+        )  # fmt: skip
+        return self._engine.search(
+            queries, k, filter, options, batch_size=batch_size, show_progress=show_progress
+        )
+
+    def _reranker(self, rerank: str | Reranker | None) -> Reranker | None:
+        if rerank is None or not isinstance(rerank, str):
+            return rerank
+        if rerank not in self._rerankers:
+            self._rerankers[rerank] = load_reranker(rerank, self.model)
+        return self._rerankers[rerank]
 
     def info(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,10 @@ class CollectionConfig:
     index: str = "flat"
     hnsw_m: int = 32
     ef_search: int = 64
+    keyword_language: str = "english"  # Snowball stemmer, or "none"
+    keyword_stopwords: str = "english"  # or "none"
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
     format_version: int = FORMAT_VERSION
 
     @classmethod

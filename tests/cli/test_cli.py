@@ -77,7 +77,7 @@ def test_search_json_with_filter(collection):
     hits = json.loads(result.stdout)  # stdout holds JSON only
     assert [h["id"] for h in hits][0] == "rome" and len(hits) == 2
     assert all(h["metadata"]["lang"] == "en" for h in hits)
-    assert set(hits[0]) == {"id", "score", "text", "metadata"}
+    assert set(hits[0]) == {"id", "score", "text", "metadata", "stages"}
 
 
 def test_search_table_and_info(collection):

@@ -55,6 +55,11 @@ BackendOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
 SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
+ModeOpt = Annotated[str, typer.Option(help="hybrid | dense | keyword.")]
+RerankOpt = Annotated[
+    str | None,
+    typer.Option(help="Rerank the top candidates: 'builtin' or a CrossEncoder folder."),
+]
 
 
 def fail(message: str) -> None:
@@ -214,25 +219,67 @@ def search(
     filter: Annotated[
         str | None, typer.Option("--filter", help='Metadata filter, e.g. \'{"lang": "en"}\'.')
     ] = None,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = None,
+    diversity: Annotated[
+        float, typer.Option(help="MMR diversity, 0 (off) to 1: fewer near-duplicates.")
+    ] = 0.0,
+    fusion: Annotated[str, typer.Option(help="Hybrid fusion: rrf | weighted.")] = "rrf",
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each stage's score and rank per hit.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search a collection by meaning."""
+    """Search a collection: hybrid (BM25 + meaning) by default."""
     where = parse_filter(filter)
     with open_existing(collection) as kb:
         load_model_with_status(kb)
-        hits = kb.search(query, k=k, filter=where)
+        hits = kb.search(
+            query, k=k, filter=where, mode=mode, rerank=rerank, diversity=diversity, fusion=fusion
+        )
     if as_json:
-        print_json([hit.to_dict() for hit in hits])
+        print_json([{**hit.to_dict(), "stages": hit.scores_by_stage} for hit in hits])
         return
-    table = Table(title=Text(f"{len(hits)} hits for {query!r}"))
-    for column in ("#", "score", "id", "text", "metadata"):
+    table = Table(title=Text(f"{len(hits)} hits for {query!r} ({mode})"))
+    columns = ("#", "score", "stages", "id", "text") if explain else ("#", "score", "id", "text")
+    for column in (*columns, "from"):
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         snippet = hit.text if len(hit.text) <= 160 else hit.text[:157] + "…"
-        metadata = json.dumps(hit.metadata, ensure_ascii=False)
+        metadata = describe_origin(hit.metadata)
         # Text(), not str: stored text is data, and must not be read as Rich markup.
-        table.add_row(str(rank), f"{hit.score:.4f}", Text(hit.id), Text(snippet), Text(metadata))
+        cells = [str(rank), f"{hit.score:.4f}"]
+        if explain:
+            cells.append(describe_stages(hit.scores_by_stage))
+        table.add_row(*cells, Text(hit.id), Text(snippet), Text(metadata))
     out.print(table)
+
+
+def describe_origin(metadata: dict) -> str:
+    """'guide.pdf p.3 · Setup > Install' for ingested chunks; the metadata JSON otherwise."""
+    if "file_name" not in metadata:
+        return json.dumps(metadata, ensure_ascii=False)
+    origin = str(metadata["file_name"])
+    if "page" in metadata:
+        origin += f" p.{metadata['page']}"
+    if "row" in metadata:
+        origin += f" row {metadata['row']}"
+    if "heading" in metadata:
+        origin += f" · {metadata['heading']}"
+    return origin
+
+
+def describe_stages(stages: dict[str, float]) -> str:
+    """'dense 0.61 (#2) · keyword 7.93 (#1) · hybrid 0.0325 (#1)': one line per hit."""
+    parts = []
+    for stage in ("dense", "keyword", "hybrid", "rerank"):
+        if stage in stages:
+            parts.append(f"{stage} {stages[stage]:.4g} (#{int(stages[stage + '_rank'])})")
+        elif stage + "_rank" not in stages and stage in ("dense", "keyword"):
+            parts.append(f"{stage} –")
+    if "mmr_rank" in stages:
+        parts.append(f"mmr #{int(stages['mmr_rank'])}")
+    return " · ".join(parts)
 
 
 @app.command()
@@ -300,17 +347,20 @@ def eval_retrieval(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set (MTEB's protocol)."""
+    """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set, for the chosen search pipeline."""
     from embedstack.evaluation import evaluate_retrieval, load_beir
 
     check_model(model, base_url)
     dataset = load_beir(data, split)  # a corrupt data set fails before the model loads
     encoder = load_encoder(model, backend, base_url)
     result = evaluate_retrieval(
-        dataset, encoder, split=split, batch_size=batch_size, show_progress=True
-    )
+        dataset, encoder, split=split, batch_size=batch_size, mode=mode, rerank=rerank,
+        show_progress=True,
+    )  # fmt: skip
     if as_json:
         print_json(result)
         return
@@ -320,7 +370,8 @@ def eval_retrieval(
         ("queries/s", f"{result['queries_per_s']:.1f}"),
         ("documents · queries", f"{result['n_docs']} · {result['n_queries']}"),
     ]
-    print_report(f"{data} ({split}) · {result['model']} ({result['backend']})", rows)
+    pipeline = mode + (f" + rerank {rerank}" if rerank else "")
+    print_report(f"{data} ({split}) · {result['model']} ({result['backend']}) · {pipeline}", rows)
 
 
 @eval_app.command("sts")

@@ -12,6 +12,7 @@ from embedstack.evaluation.beir import BeirDataset, load_beir
 from embedstack.evaluation.metrics import retrieval_metrics
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 from embedstack.progress import progress_bar
+from embedstack.search.rerank import Reranker
 
 ENCODE_CHUNK = 4096  # documents encoded and stored per step: bounds memory on large corpora
 
@@ -23,17 +24,20 @@ def evaluate_retrieval(
     split: str = "test",
     batch_size: int = 32,
     top_k: int = 100,
+    mode: str = "hybrid",
+    rerank: str | Reranker | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Embed the corpus into a temporary collection, search every judged query, score the run.
 
-    Returns nDCG@10, recall@10, recall@100, MRR@10 and throughput (docs/s, queries/s).
+    `mode` and `rerank` choose the search pipeline (as in `Collection.search`). Returns
+    nDCG@10, recall@10, recall@100, MRR@10 and throughput (docs/s, queries/s).
     """
     dataset = data if isinstance(data, BeirDataset) else load_beir(data, split)
     encoder = load_model(model) if isinstance(model, str) else model
     doc_ids = list(dataset.corpus)
     with tempfile.TemporaryDirectory(prefix="embedstack-eval-") as tmp:
-        collection = Collection.open(Path(tmp) / "collection", encoder)
+        collection = Collection.open(Path(tmp) / "collection", encoder, cache_size=0)
         started = time.perf_counter()
         with progress_bar(
             len(doc_ids), "Embedding corpus", enabled=show_progress, unit="docs"
@@ -50,10 +54,10 @@ def evaluate_retrieval(
 
         query_ids = list(dataset.queries)
         started = time.perf_counter()
-        query_vectors = encoder.encode_query(
-            [dataset.queries[q] for q in query_ids], batch_size, show_progress_bar=show_progress
-        )
-        hits = collection.search_batch(query_vectors, k=top_k)
+        hits = collection.search_batch(
+            [dataset.queries[q] for q in query_ids], k=top_k, mode=mode, rerank=rerank,
+            batch_size=batch_size, show_progress=show_progress,
+        )  # fmt: skip
         queries_seconds = time.perf_counter() - started
         collection.close()
 
@@ -67,4 +71,6 @@ def evaluate_retrieval(
         "model": encoder.name,
         "backend": encoder.backend,
         "split": split,
+        "mode": mode,
+        "rerank": rerank if isinstance(rerank, str | None) else rerank.name,
     }

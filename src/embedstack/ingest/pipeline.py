@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from embedstack.errors import EmbedstackError, IngestError, InvalidInputError
 from embedstack.ingest.chunking import Chunker, TextChunk
 from embedstack.ingest.detect import detect_format
@@ -235,9 +237,15 @@ class Ingestor:
     # ---- writing ---------------------------------------------------------------------------
 
     def _commit(self, pending: list[_Prepared], report: IngestReport, files_done, chunks_done):
+        """Embed the pending files' chunks (in slices, for progress), then commit file by file."""
         if not pending:
             return
-        vectors = self.model.encode_document([t for p in pending for t in p.embed_texts])
+        texts = [text for prepared in pending for text in prepared.embed_texts]
+        vectors = np.empty((len(texts), self.model.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_chunks):
+            piece = texts[start : start + self.batch_chunks]
+            vectors[start : start + len(piece)] = self.model.encode_document(piece)
+            chunks_done(len(piece))
         offset = 0
         for prepared in pending:
             rows = len(prepared.texts)
@@ -250,7 +258,6 @@ class Ingestor:
             report.chunks_added += rows
             report.chunks_removed += removed
             files_done(1)
-            chunks_done(rows)
 
     def _remove_missing(
         self, roots: list[Path], present: set[str], known: dict[str, SourceRecord], report

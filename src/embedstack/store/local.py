@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 
 from embedstack.errors import CollectionError, InvalidInputError
+from embedstack.search.analyzer import Analyzer
+from embedstack.store import keyword_index
 from embedstack.store.filters import compile_filter, index_rows
+from embedstack.store.keyword_index import KeywordIndex
 from embedstack.store.vector_index import VectorIndex
 from embedstack.types import Chunk, SourceRecord
 
@@ -69,6 +72,9 @@ class LocalStore:
         index: str = "flat",
         hnsw_m: int = 32,
         ef_search: int = 64,
+        analyzer: Analyzer | None = None,
+        bm25_k1: float = 0.9,
+        bm25_b: float = 0.4,
     ) -> None:
         self.folder = Path(folder)
         self.dim = dim
@@ -76,13 +82,15 @@ class LocalStore:
             self._db = sqlite3.connect(self.folder / DB_FILE, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            self._db.executescript(SCHEMA + keyword_index.SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"cannot open {self.folder / DB_FILE}: {exc}") from exc
+        self.keywords = KeywordIndex(self._db, analyzer or Analyzer(), bm25_k1, bm25_b)
         self._index = VectorIndex(dim, index, hnsw_m=hnsw_m, ef_search=ef_search)
         self._generation = -1  # generation the in-memory index reflects
         self._checkpointed = -1
         self._sync_index()
+        self._ensure_keyword_index()
 
     # ---- bookkeeping -------------------------------------------------------------------------
 
@@ -112,6 +120,22 @@ class LocalStore:
         else:
             self._rebuild()
         self._generation = generation
+
+    def _ensure_keyword_index(self) -> None:
+        """Build the keyword index for rows stored before it existed or with another analyzer."""
+        wanted = self.keywords.analyzer.signature
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'keyword_index'").fetchone()
+        if found and found[0] == wanted:
+            return
+        with self._write():
+            self._db.execute("DELETE FROM postings")
+            self._db.execute("DELETE FROM keyword_docs")
+            self._db.execute(
+                "UPDATE meta SET value = '0' WHERE key IN ('keyword_docs', 'keyword_terms')"
+            )
+            rows = self._db.execute("SELECT vid, text, metadata FROM chunks").fetchall()
+            self.keywords.rebuild(rows)
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('keyword_index', ?)", (wanted,))
 
     def _rebuild(self) -> None:
         self._index = VectorIndex(
@@ -212,6 +236,7 @@ class LocalStore:
         vids = [row[0] for row in found]
         for table in ("chunks", "vectors", "chunk_meta"):
             self._db.execute(f"DELETE FROM {table} WHERE vid {in_list}", (_id_list(vids),))
+        self.keywords.remove(vids)
         return np.array(vids, dtype=np.int64)
 
     def _insert_rows(
@@ -249,6 +274,7 @@ class LocalStore:
                 for row in index_rows(vid, meta)
             ),
         )
+        self.keywords.add(vids, texts, metadatas)
         self._set_meta("next_vid", first + len(ids))
 
     def _write(self) -> _WriteTransaction:
@@ -280,10 +306,23 @@ class LocalStore:
     def ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY vid")]
 
+    def allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """The vector ids a metadata filter lets through (None: no filter, all of them)."""
+        if not filter:
+            return None
+        select, params = compile_filter(filter)
+        return np.array([r[0] for r in self._db.execute(select, params)], dtype=np.int64)
+
     def search(
         self, queries: np.ndarray, k: int, filter: Mapping[str, Any] | None = None
     ) -> list[list[tuple[Chunk, float]]]:
-        """Top-k chunks per query vector by cosine similarity, restricted by a metadata filter.
+        """Top-k chunks per query vector by cosine similarity, restricted by a metadata filter."""
+        return self.fetch(self.dense(queries, k, self.allowed(filter)))
+
+    def dense(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Top-k (vid, cosine) per query vector, among the `allowed` ids if given.
 
         A filter selects its candidate ids in SQL first and FAISS searches only among them, so
         k hits come back whenever k rows match (no post-filtering shortfall).
@@ -296,12 +335,8 @@ class LocalStore:
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
         self._sync_index()
-        allowed = None
-        if filter:
-            select, params = compile_filter(filter)
-            allowed = np.array([r[0] for r in self._db.execute(select, params)], dtype=np.int64)
-            if not len(allowed):
-                return [[] for _ in queries]
+        if allowed is not None and not len(allowed):
+            return [[] for _ in queries]
         expected = min(k, len(allowed) if allowed is not None else len(self._index))
         scores, vids = self._index.search(queries, k, allowed)
         results = []
@@ -312,7 +347,30 @@ class LocalStore:
             if len(found) < expected:  # an approximate (HNSW) search came up short: go exact
                 found = self._exact(queries[row], k, allowed)
             results.append(found)
-        return self._fetch(results)
+        return results
+
+    def keyword(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k (vid, BM25 score) for a query text, among the `allowed` ids if given."""
+        if k < 1:
+            raise InvalidInputError(f"k must be at least 1, got {k}")
+        if allowed is not None and not len(allowed):
+            return []
+        return self.keywords.search(query, k, allowed)
+
+    def vectors(self, vids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of `vids`, in that order (rows of zeros for unknown ids)."""
+        rows = self._db.execute(
+            "SELECT vid, vector FROM vectors WHERE vid IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(v) for v in vids]),),
+        ).fetchall()
+        found = {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows}
+        out = np.zeros((len(vids), self.dim), dtype=np.float32)
+        for row, vid in enumerate(vids):
+            if vid in found:
+                out[row] = found[vid]
+        return out
 
     def _exact(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None
@@ -331,14 +389,17 @@ class LocalStore:
         top = np.argsort(-scores, kind="stable")[:k]
         return [(int(vids[i]), float(scores[i])) for i in top]
 
-    def _fetch(self, results: list[list[tuple[int, float]]]) -> list[list[tuple[Chunk, float]]]:
-        wanted = {vid for row in results for vid, _ in row}
+    def chunks(self, vids: Sequence[int]) -> dict[int, Chunk]:
         rows = self._db.execute(
             "SELECT vid, id, text, metadata FROM chunks "
             "WHERE vid IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(wanted)),),
+            (json.dumps(sorted({int(v) for v in vids})),),
         ).fetchall()
-        chunks = {r[0]: Chunk(r[1], r[2], json.loads(r[3])) for r in rows}
+        return {r[0]: Chunk(r[1], r[2], json.loads(r[3])) for r in rows}
+
+    def fetch(self, results: list[list[tuple[int, float]]]) -> list[list[tuple[Chunk, float]]]:
+        """(vid, score) lists -> (Chunk, score) lists; rows deleted meanwhile drop out."""
+        chunks = self.chunks([vid for row in results for vid, _ in row])
         return [[(chunks[vid], score) for vid, score in row if vid in chunks] for row in results]
 
 

@@ -1,0 +1,1 @@
+"""Search beyond plain vectors: the keyword analyzer, fusion, reranking and diversity."""
