@@ -18,6 +18,7 @@ from pathlib import Path
 from embedstack import Collection
 from embedstack.evaluation import load_beir
 from embedstack.evaluation.metrics import retrieval_metrics
+from embedstack.evaluation.retrieval import ranked_run
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
@@ -48,9 +49,7 @@ def main() -> None:
         started = time.perf_counter()
         hits = kb.search_batch(texts, k=100, **pipeline_options(name))
         seconds = time.perf_counter() - started
-        run = {
-            q: {h.id: float(h.score) for h in row} for q, row in zip(query_ids, hits, strict=True)
-        }
+        run = ranked_run(query_ids, hits)
         metrics = retrieval_metrics(data.qrels, run)
         rows.append((name, *(metrics[m] for m in METRICS), 1000 * seconds / len(texts)))
         print(f"{name}: nDCG@10 {metrics['ndcg@10']:.5f}", flush=True)

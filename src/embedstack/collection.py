@@ -335,8 +335,7 @@ class Collection:
         if rerank is None or not isinstance(rerank, str):
             return rerank
         if rerank not in self._rerankers:
-            _ = self.model  # opens the embedding cache, which the built-in reranker shares
-            self._rerankers[rerank] = load_reranker(rerank, self._cache)
+            self._rerankers[rerank] = load_reranker(rerank, self.model)
         return self._rerankers[rerank]
 
     def ask(

@@ -190,15 +190,46 @@ def test_cli_ask_json_stream_and_history(server, kb, tmp_path):
     assert streamed.returncode == 0 and REWRITTEN not in streamed.stdout
     assert streamed.stdout.startswith("Paper loaded crooked") and "[1] " in streamed.stdout
     assert len(json.loads(history.read_text())) == 4
+    down_url = "http://127.0.0.1:9/v1"
     down = subprocess.run(
-        [str(CLI), "ask", str(kb.folder), "Why does the printer jam?", "--llm", "openai:t", "--base-url",
-         "http://127.0.0.1:9/v1"], capture_output=True, text=True, timeout=120,
+        [*args[:4], "--llm", "openai:t", "--base-url", down_url],
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert down.returncode == 2 and down.stderr.startswith("error: cannot reach")
 
 
-def test_local_smollm2_answers_offline(kb):
-    answer = kb.ask("When is lunch served in the canteen?", llm="smollm2", answer_tokens=40)
-    assert answer.grounded and answer.text.strip() and answer.llm == "smollm2"
-    assert all(1 <= c.number <= len(answer.sources) for c in answer.citations)
-    assert "lunch" in {s.chunk_id for s in answer.sources}
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_local_smollm2_in_process_and_served(kb):
+    """The offline model answers; `serve-llm` serves the same model over the OpenAI API."""
+    question = "When is lunch served in the canteen?"
+    local = kb.ask(question, llm="smollm2", answer_tokens=40)
+    assert local.grounded and local.text.strip() and local.llm == "smollm2"
+    assert all(1 <= c.number <= len(local.sources) for c in local.citations)
+    assert "lunch" in {s.chunk_id for s in local.sources}
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(CLI), "serve-llm", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert server.poll() is None, server.stderr.read()
+            time.sleep(0.5)
+        served = kb.ask(question, llm="openai:smollm2", base_url=url, answer_tokens=40)
+        assert served.raw_text == local.raw_text  # same model, same prompt, greedy decoding
+        streamed = kb.ask(question, llm="openai:smollm2", base_url=url, answer_tokens=40,
+                          stream=True)  # fmt: skip
+        assert "".join(streamed) == local.raw_text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

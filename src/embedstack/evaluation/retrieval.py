@@ -13,6 +13,7 @@ from embedstack.evaluation.metrics import retrieval_metrics
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 from embedstack.progress import progress_bar
 from embedstack.search.rerank import Reranker
+from embedstack.types import Hit
 
 ENCODE_CHUNK = 4096  # documents encoded and stored per step: bounds memory on large corpora
 
@@ -61,7 +62,7 @@ def evaluate_retrieval(
         queries_seconds = time.perf_counter() - started
         collection.close()
 
-    run = {q: {hit.id: hit.score for hit in row} for q, row in zip(query_ids, hits, strict=True)}
+    run = ranked_run(query_ids, hits)
     return {
         **retrieval_metrics(dataset.qrels, run),
         "docs_per_s": len(doc_ids) / docs_seconds,
@@ -73,4 +74,13 @@ def evaluate_retrieval(
         "split": split,
         "mode": mode,
         "rerank": rerank if isinstance(rerank, str | None) else rerank.name,
+    }
+
+
+def ranked_run(query_ids: list[str], hits: list[list[Hit]]) -> dict[str, dict[str, float]]:
+    """A trec run scored by rank, not by score: trec_eval sorts by score, and after a rerank
+    the hits below the reranked head carry first-stage scores on another scale."""
+    return {
+        q: {hit.id: float(len(row) - rank) for rank, hit in enumerate(row)}
+        for q, row in zip(query_ids, hits, strict=True)
     }

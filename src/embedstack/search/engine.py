@@ -22,7 +22,7 @@ from embedstack.types import Hit
 MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("rrf", "weighted")
 DEFAULT_CANDIDATES = 100  # per retriever, before fusion
-DEFAULT_RERANK_DEPTH = 30  # how many fused candidates a reranker re-scores
+DEFAULT_RERANK_DEPTH = 20  # how many fused candidates a reranker re-scores
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,11 @@ class SearchEngine:
             head = [pair for pair in ranked[: options.rerank_depth] if pair[0] in chunks]
             scores = options.rerank.score(text, [chunks[vid].text for vid, _ in head])
             order = np.argsort(-scores, kind="stable")
-            ranked = _record([(head[i][0], float(scores[i])) for i in order], "rerank", stages)
+            reranked = [(head[i][0], float(scores[i])) for i in order]
+            if getattr(options.rerank, "fuses_retrievers", False):
+                reranked = _fuse_with_retrievers(reranked, stages)
+            # Below the reranked head, the first-stage order (and score) stands.
+            ranked = _record(reranked, "rerank", stages) + ranked[len(head) :]
         if options.diversity > 0 and ranked:
             head = ranked[: max(k * 4, options.rerank_depth)]
             vids = [vid for vid, _ in head]
@@ -134,6 +138,15 @@ class SearchEngine:
             for vid, score in ranked[:k]
             if vid in chunks
         ]
+
+
+def _fuse_with_retrievers(reranked: Ranked, stages: dict[int, dict[str, float]]) -> Ranked:
+    """RRF of the reranker's order with the dense and keyword orders of the same candidates."""
+    votes = [reranked]
+    for stage in ("dense_rank", "keyword_rank"):
+        order = sorted(reranked, key=lambda pair: stages[pair[0]].get(stage, float("inf")))
+        votes.append(order)
+    return reciprocal_rank_fusion(votes)
 
 
 def _record(ranked: Ranked, stage: str, stages: dict[int, dict[str, float]]) -> Ranked:

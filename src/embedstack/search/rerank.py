@@ -9,9 +9,10 @@ from typing import Protocol
 import numpy as np
 
 from embedstack.errors import InvalidInputError
-from embedstack.models import EmbeddingModel, load_model
-from embedstack.models.cache import CachedEncoder, EmbeddingCache
-from embedstack.search.fusion import RRF_K
+from embedstack.models import EmbeddingModel
+from embedstack.models.encoder import Encoder
+
+BATCH = 16
 
 
 class Reranker(Protocol):
@@ -22,41 +23,48 @@ class Reranker(Protocol):
         ...
 
 
-BUILTIN_RERANK_MODEL = "all-mpnet-base-v2"
+class LateInteractionReranker:
+    """Built-in reranker: MaxSim over the collection model's own token vectors (ColBERT-style).
 
-
-class BiEncoderReranker:
-    """Re-score candidates with a stronger bi-encoder from the catalog, fused by rank.
-
-    No cross-encoder ships with weights, so the built-in reranker embeds the query and the
-    candidates with a second, stronger model and fuses its ranking with the incoming order by
-    reciprocal rank (the candidates arrive best first). Fusing, rather than replacing, keeps
-    what BM25 contributed: the second model alone would undo the keyword evidence.
-    Candidate embeddings go through the collection's embedding cache when one is given.
+    No cross-encoder ships with weights, and re-scoring with a bigger catalog model (mpnet) cost
+    9 s a query for +0.005 nDCG@10 on SciFact. Late interaction needs no extra model: each
+    query token is matched to its most similar candidate token. It is a weak judge alone
+    (MiniLM was not trained for it), so `fuses_retrievers` asks the engine to fuse its ranking
+    with the dense and keyword rankings by reciprocal rank: a third, token-level vote.
     """
 
-    def __init__(self, model: EmbeddingModel) -> None:
-        self.model = model
-        self.name = f"bi-encoder:{model.name}"
+    fuses_retrievers = True
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.name = f"late-interaction:{encoder.name}"
 
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.empty(0, dtype=np.float32)
-        query_vector = self.model.encode_query([query])[0]
-        similarity = self.model.encode_document(list(texts)) @ query_vector
-        own_rank = np.empty(len(texts), dtype=np.int64)
-        own_rank[np.argsort(-similarity, kind="stable")] = np.arange(1, len(texts) + 1)
-        incoming_rank = np.arange(1, len(texts) + 1)
-        return (1.0 / (RRF_K + incoming_rank) + 1.0 / (RRF_K + own_rank)).astype(np.float32)
+        query_tokens, query_mask = self.encoder.token_embeddings([query])
+        query_tokens = query_tokens[0][query_mask[0]]
+        scores = np.empty(len(texts), dtype=np.float32)
+        for start in range(0, len(texts), BATCH):
+            tokens, mask = self.encoder.token_embeddings(texts[start : start + BATCH])
+            similarity = np.einsum("qd,ntd->nqt", query_tokens, tokens)
+            similarity = np.where(mask[:, None, :], similarity, -1.0)
+            scores[start : start + len(tokens)] = similarity.max(axis=2).mean(axis=1)
+        return scores
 
 
-def load_reranker(spec: str, cache: EmbeddingCache | None = None) -> Reranker:
-    """A reranker by name: "builtin" (a stronger catalog bi-encoder) or a CrossEncoder folder."""
+def load_reranker(spec: str, model: EmbeddingModel | None = None) -> Reranker:
+    """A reranker by name: "builtin" (late interaction with `model`) or a CrossEncoder folder."""
     from embedstack.search.cross_encoder import CrossEncoderReranker
 
     if spec == "builtin":
-        model = load_model(BUILTIN_RERANK_MODEL)
-        return BiEncoderReranker(CachedEncoder(model, cache) if cache is not None else model)
+        encoder = getattr(model, "encoder", model)  # unwrap a CachedEncoder
+        if not isinstance(encoder, Encoder):
+            raise InvalidInputError(
+                "the built-in reranker needs a transformer model with token vectors; "
+                f"{getattr(model, 'name', model)!r} has none: pass a CrossEncoder folder"
+            )
+        return LateInteractionReranker(encoder)
     if Path(spec).expanduser().is_dir():
         return CrossEncoderReranker(Path(spec).expanduser())
     raise InvalidInputError(
