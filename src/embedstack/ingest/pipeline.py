@@ -149,24 +149,14 @@ class Ingestor:
             enabled=self.show_progress,
         ) as (files_done, chunks_done):
             for path in found.files:
-                key = str(path)
-                try:
-                    prepared = self._prepare(path, known.get(key))
-                except EmbedstackError as exc:
-                    report.failed.append(FileProblem(key, str(exc)))
-                except OSError as exc:
-                    report.failed.append(FileProblem(key, os_reason(exc)))
-                else:
-                    if prepared is None:
-                        report.unchanged.append(key)
-                    else:
-                        pending.append(prepared)
-                        if sum(len(p.texts) for p in pending) < self.batch_chunks:
-                            continue
-                        self._commit(pending, report, files_done, chunks_done)
-                        pending = []
-                        continue
-                files_done(1)
+                prepared = self._prepare_or_report(path, known.get(str(path)), report)
+                if prepared is None:  # unchanged or failed: nothing to embed
+                    files_done(1)
+                    continue
+                pending.append(prepared)
+                if sum(len(p.texts) for p in pending) >= self.batch_chunks:
+                    self._commit(pending, report, files_done, chunks_done)
+                    pending = []
             self._commit(pending, report, files_done, chunks_done)
             if self.sync:
                 self._remove_missing(found.roots, set(map(str, found.files)), known, report)
@@ -174,6 +164,22 @@ class Ingestor:
         return report
 
     # ---- one file --------------------------------------------------------------------------
+
+    def _prepare_or_report(
+        self, path: Path, known: SourceRecord | None, report: IngestReport
+    ) -> _Prepared | None:
+        """`_prepare`, recording unchanged and failed files in the report (then None)."""
+        try:
+            prepared = self._prepare(path, known)
+        except EmbedstackError as exc:
+            report.failed.append(FileProblem(str(path), str(exc)))
+            return None
+        except OSError as exc:
+            report.failed.append(FileProblem(str(path), os_reason(exc)))
+            return None
+        if prepared is None:
+            report.unchanged.append(str(path))
+        return prepared
 
     def _prepare(self, path: Path, known: SourceRecord | None) -> _Prepared | None:
         """Parse and chunk one file, or None when the manifest says it is unchanged."""

@@ -17,6 +17,12 @@ class RemoteModelError(EmbedstackError):
     """The endpoint refused, timed out, failed or answered something that is not embeddings."""
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """Bearer auth from `api_key`, else EMBEDSTACK_API_KEY, else OPENAI_API_KEY (or none)."""
+    key = api_key or os.environ.get("EMBEDSTACK_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class RemoteEncoder:
     """Encoder over HTTP: same `encode` contract as local models (L2-normalised float32 rows)."""
 
@@ -33,9 +39,7 @@ class RemoteEncoder:
         self.base_url = base_url.rstrip("/")
         self.backend = f"remote {self.base_url}"  # part of the embedding-cache key
         self.max_tokens = max_tokens
-        key = api_key or os.environ.get("EMBEDSTACK_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._client = httpx.Client(timeout=timeout, headers=auth_headers(api_key))
         self.dim = self._request(["dimension probe"]).shape[1]  # fails fast on a bad endpoint
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # Cosine similarity of the best chunk below which the documents are taken to say nothing about
 # the question. Calibrated for all-MiniLM-L6-v2 on the SEC 10-Q questions against off-topic
 # questions (docs/benchmarks.md); pass `min_relevance` for other models.
-DEFAULT_MIN_RELEVANCE = 0.25
+DEFAULT_MIN_RELEVANCE = 0.3
 REWRITE_SYSTEM = (
     "Rewrite the user's last question as one standalone question that can be understood "
     "without the conversation. Reply with the question only."

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import httpx
 
+from embedstack.models.remote import auth_headers
 from embedstack.rag.llm import LLMError, Message
 
 CHARS_PER_TOKEN = 3.5  # endpoints do not tokenize for us; estimate conservatively
@@ -28,9 +28,7 @@ class OpenAIChatModel:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.context_window = context_window
-        key = api_key or os.environ.get("EMBEDSTACK_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._client = httpx.Client(timeout=timeout, headers=auth_headers(api_key))
 
     def count_tokens(self, text: str) -> int:
         return int(len(text) / CHARS_PER_TOKEN) + 1

@@ -7,6 +7,7 @@ Each stage records its score and rank on the hit (`Hit.scores_by_stage`), which 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from embedstack.types import Hit
 
 MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("rrf", "weighted")
+_KEYWORD_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedstack-bm25")
 DEFAULT_CANDIDATES = 100  # per retriever, before fusion
 DEFAULT_RERANK_DEPTH = 20  # how many fused candidates a reranker re-scores
 
@@ -75,22 +77,26 @@ class SearchEngine:
                 raise InvalidInputError("keyword search and reranking need query text, not vectors")
             vectors, texts = queries, [None] * len(queries)
         else:
-            texts = list(queries)
-            vectors = None
-            if options.mode != "keyword":
+            texts, vectors = list(queries), None
+        depth = max(options.candidates, k, options.rerank_depth if options.rerank else 0)
+        keyword_lists: Future | None = None
+        if options.mode != "dense" and vectors is None:
+            # BM25 runs in a worker thread while this one embeds the query and searches vectors.
+            keyword_lists = _KEYWORD_WORKER.submit(
+                lambda: [self.store.keyword(t, depth, allowed, concurrent=True) for t in texts]
+            )
+        dense_lists: list[Ranked] = [[] for _ in texts]
+        if options.mode != "keyword":
+            if vectors is None:
                 vectors = self._model().encode_query(
                     texts, batch_size=batch_size, show_progress_bar=show_progress
                 )
-        depth = max(options.candidates, k, options.rerank_depth if options.rerank else 0)
-        dense_lists: list[Ranked] = [[] for _ in texts]
-        if vectors is not None:
             dense_lists = self.store.dense(vectors, depth, allowed)
-        results = []
-        for row, text in enumerate(texts):
-            keyword_list: Ranked = []
-            if text is not None and options.mode != "dense":
-                keyword_list = self.store.keyword(text, depth, allowed)
-            results.append(self._one(text, dense_lists[row], keyword_list, k, options))
+        keyword = keyword_lists.result() if keyword_lists else [[] for _ in texts]
+        results = [
+            self._one(text, dense_lists[row], keyword[row], k, options)
+            for row, text in enumerate(texts)
+        ]
         return results
 
     def _one(

@@ -83,7 +83,11 @@ class KeywordIndex:
         )
 
     def search(
-        self, query: str, k: int, allowed: np.ndarray | None = None
+        self,
+        query: str,
+        k: int,
+        allowed: np.ndarray | None = None,
+        db: sqlite3.Connection | None = None,
     ) -> list[tuple[int, float]]:
         """Top-k (vid, BM25 score) for a query text; [] when it has no searchable terms.
 
@@ -94,8 +98,9 @@ class KeywordIndex:
         if not query_terms:
             return []
         terms = [t for t, _ in query_terms.most_common(MAX_QUERY_TERMS)]
+        db = db or self._db
         df = dict(
-            self._db.execute(
+            db.execute(
                 "SELECT term, COUNT(*) FROM postings "
                 "WHERE term IN (SELECT value FROM json_each(?)) GROUP BY term",
                 (json.dumps(terms),),
@@ -103,14 +108,14 @@ class KeywordIndex:
         )
         if not df:
             return []
-        docs, total = self._stats()
+        docs, total = self._stats(db)
         weights = {t: _idf(docs, n) * query_terms[t] for t, n in df.items()}
         restrict = ""
         params: list[Any] = [self.k1, self.b, total / docs, json.dumps(weights), k]
         if allowed is not None:
             restrict = "WHERE p.vid IN (SELECT value FROM json_each(?6))"
             params.append(json.dumps(allowed.tolist()))
-        rows = self._db.execute(
+        rows = db.execute(
             "SELECT p.vid, SUM(w.value * p.tf * (?1 + 1) / "
             "(p.tf + ?1 * (1 - ?2 + ?2 * p.length / ?3))) AS score "
             "FROM json_each(?4) AS w JOIN postings AS p ON p.term = w.key "
@@ -119,9 +124,10 @@ class KeywordIndex:
         ).fetchall()
         return [(int(vid), float(score)) for vid, score in rows]
 
-    def _stats(self) -> tuple[int, int]:
+    @staticmethod
+    def _stats(db: sqlite3.Connection) -> tuple[int, int]:
         """(documents, total terms) in the index."""
-        rows = self._db.execute(
+        rows = db.execute(
             "SELECT value FROM meta WHERE key IN ('keyword_docs', 'keyword_terms') ORDER BY key"
         )
         docs, total = (int(r[0]) for r in rows)

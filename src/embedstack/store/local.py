@@ -86,6 +86,7 @@ class LocalStore:
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"cannot open {self.folder / DB_FILE}: {exc}") from exc
         self.keywords = KeywordIndex(self._db, analyzer or Analyzer(), bm25_k1, bm25_b)
+        self._read_db: sqlite3.Connection | None = None
         self._index = VectorIndex(dim, index, hnsw_m=hnsw_m, ef_search=ef_search)
         self._generation = -1  # generation the in-memory index reflects
         self._checkpointed = -1
@@ -167,6 +168,9 @@ class LocalStore:
         self.flush()
         self._db.close()
         self._db = None
+        if self._read_db is not None:
+            self._read_db.close()
+            self._read_db = None
 
     # ---- writes --------------------------------------------------------------------------------
 
@@ -350,14 +354,27 @@ class LocalStore:
         return results
 
     def keyword(
-        self, query: str, k: int, allowed: np.ndarray | None = None
+        self, query: str, k: int, allowed: np.ndarray | None = None, *, concurrent: bool = False
     ) -> list[tuple[int, float]]:
-        """Top-k (vid, BM25 score) for a query text, among the `allowed` ids if given."""
+        """Top-k (vid, BM25 score) for a query text, among the `allowed` ids if given.
+
+        `concurrent=True` reads through a second, read-only connection, so the keyword search
+        can run in a worker thread while this thread embeds the query and searches vectors
+        (SQLite, ONNX Runtime and FAISS all release the GIL).
+        """
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
         if allowed is not None and not len(allowed):
             return []
-        return self.keywords.search(query, k, allowed)
+        return self.keywords.search(query, k, allowed, self._reader() if concurrent else None)
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._read_db is None:
+            self._read_db = sqlite3.connect(
+                self.folder / DB_FILE, isolation_level=None, timeout=30, check_same_thread=False
+            )
+            self._read_db.execute("PRAGMA query_only = ON")
+        return self._read_db
 
     def vectors(self, vids: Sequence[int]) -> np.ndarray:
         """The stored vectors of `vids`, in that order (rows of zeros for unknown ids)."""
