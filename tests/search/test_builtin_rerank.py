@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from embedstack import Collection
 from embedstack.search.rerank import LateInteractionReranker

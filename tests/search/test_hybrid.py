@@ -69,8 +69,8 @@ def test_filters_apply_inside_every_stage(kb, mode):
 
 @pytest.mark.parametrize(
     "query",
-    ['"printer', "printer*", "printer NEAR paper", "-printer", "printer OR", "(printer", "printer:jams",
-     "printer' OR 1=1; DROP TABLE chunks; --", "printer AND NOT vpn"],
+    ['"printer', "printer*", "printer NEAR paper", "-printer", "printer OR", "(printer",
+     "printer:jams", "printer' OR 1=1; DROP TABLE chunks; --", "printer AND NOT vpn"],
 )  # fmt: skip
 def test_query_syntax_characters_are_just_text(kb, query):
     for mode in ("keyword", "hybrid"):
