@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from embedstack import Collection
 from embedstack.search.rerank import LateInteractionReranker
 from tests.search.test_hybrid import DOCS
