@@ -82,7 +82,7 @@ def test_collection_caches_its_embeddings(tmp_path, model):
         assert len(kb.model.cache) == 3
         kb.search(TEXTS[2], k=1)  # the query text is already cached
         assert len(kb.model.cache) == 3
-        assert kb.search(TEXTS[2], k=1)[0].score == pytest.approx(1.0, abs=1e-6)
+        assert kb.search(TEXTS[2], k=1, mode="dense")[0].score == pytest.approx(1.0, abs=1e-6)
     with Collection.open(tmp_path / "nocache", model, cache_size=0) as kb:
         kb.add(TEXTS[:1])
         assert not (tmp_path / "nocache" / "embedding-cache.db").exists()
