@@ -15,9 +15,9 @@ from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
 from embedstack.rows import validate_rows
-from embedstack.search.analyzer import Analyzer
 from embedstack.search.engine import DEFAULT_CANDIDATES, SearchEngine, SearchOptions
 from embedstack.search.rerank import Reranker, load_reranker
+from embedstack.store.analyzer import Analyzer
 from embedstack.store.filters import compile_filter
 from embedstack.store.local import DB_FILE, LocalStore
 from embedstack.store.vector_index import INDEX_KINDS

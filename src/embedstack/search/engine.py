@@ -18,7 +18,7 @@ from embedstack.models import EmbeddingModel
 from embedstack.search.fusion import Ranked, mmr, reciprocal_rank_fusion, weighted_fusion
 from embedstack.search.rerank import Reranker
 from embedstack.store.local import LocalStore
-from embedstack.types import Hit
+from embedstack.types import Chunk, Hit
 
 MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("rrf", "weighted")
@@ -93,11 +93,10 @@ class SearchEngine:
                 )
             dense_lists = self.store.dense(vectors, depth, allowed)
         keyword = keyword_lists.result() if keyword_lists else [[] for _ in texts]
-        results = [
+        return [
             self._one(text, dense_lists[row], keyword[row], k, options)
             for row, text in enumerate(texts)
         ]
-        return results
 
     def _one(
         self, text: str | None, dense: Ranked, keyword: Ranked, k: int, options: SearchOptions
@@ -115,8 +114,9 @@ class SearchEngine:
         else:
             weights = [options.dense_weight, 1 - options.dense_weight]
             ranked = _record(weighted_fusion([dense, keyword], weights), "hybrid", stages)
-        chunks = self.store.chunks([vid for vid, _ in ranked[: max(k, options.rerank_depth)]])
+        chunks: dict[int, Chunk] = {}
         if options.rerank is not None and text is not None and ranked:
+            chunks = self.store.chunks([vid for vid, _ in ranked[: options.rerank_depth]])
             head = [pair for pair in ranked[: options.rerank_depth] if pair[0] in chunks]
             scores = options.rerank.score(text, [chunks[vid].text for vid, _ in head])
             order = np.argsort(-scores, kind="stable")
@@ -124,7 +124,7 @@ class SearchEngine:
             if getattr(options.rerank, "fuses_retrievers", False):
                 reranked = _fuse_with_retrievers(reranked, stages)
             # Below the reranked head, the first-stage order (and score) stands.
-            ranked = _record(reranked, "rerank", stages) + ranked[len(head) :]
+            ranked = _record(reranked, "rerank", stages) + ranked[options.rerank_depth :]
         if options.diversity > 0 and ranked:
             head = ranked[: max(k * 4, options.rerank_depth)]
             vids = [vid for vid, _ in head]

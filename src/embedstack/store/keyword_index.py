@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstack.search.analyzer import Analyzer
+from embedstack.store.analyzer import Analyzer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS postings (

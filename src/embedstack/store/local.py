@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from embedstack.errors import CollectionError, InvalidInputError
-from embedstack.search.analyzer import Analyzer
 from embedstack.store import keyword_index
+from embedstack.store.analyzer import Analyzer
 from embedstack.store.filters import compile_filter, index_rows
 from embedstack.store.keyword_index import KeywordIndex
 from embedstack.store.vector_index import VectorIndex
@@ -317,12 +317,6 @@ class LocalStore:
         select, params = compile_filter(filter)
         return np.array([r[0] for r in self._db.execute(select, params)], dtype=np.int64)
 
-    def search(
-        self, queries: np.ndarray, k: int, filter: Mapping[str, Any] | None = None
-    ) -> list[list[tuple[Chunk, float]]]:
-        """Top-k chunks per query vector by cosine similarity, restricted by a metadata filter."""
-        return self.fetch(self.dense(queries, k, self.allowed(filter)))
-
     def dense(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> list[list[tuple[int, float]]]:
@@ -407,17 +401,13 @@ class LocalStore:
         return [(int(vids[i]), float(scores[i])) for i in top]
 
     def chunks(self, vids: Sequence[int]) -> dict[int, Chunk]:
+        """vid -> Chunk for the vids that exist (rows deleted meanwhile are left out)."""
         rows = self._db.execute(
             "SELECT vid, id, text, metadata FROM chunks "
             "WHERE vid IN (SELECT value FROM json_each(?))",
             (json.dumps(sorted({int(v) for v in vids})),),
         ).fetchall()
         return {r[0]: Chunk(r[1], r[2], json.loads(r[3])) for r in rows}
-
-    def fetch(self, results: list[list[tuple[int, float]]]) -> list[list[tuple[Chunk, float]]]:
-        """(vid, score) lists -> (Chunk, score) lists; rows deleted meanwhile drop out."""
-        chunks = self.chunks([vid for row in results for vid, _ in row])
-        return [[(chunks[vid], score) for vid, score in row if vid in chunks] for row in results]
 
 
 class _WriteTransaction:

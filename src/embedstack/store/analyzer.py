@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
 
 import Stemmer
 
@@ -39,7 +38,6 @@ class Analyzer:
             )
         if stopwords not in STOP_WORD_LISTS:
             raise InvalidInputError(f"stopwords must be one of {sorted(STOP_WORD_LISTS)}")
-        self.language = language
         self.signature = f"1:{language}:{stopwords}"  # stored with the index it built
         self._stemmer = None if language == "none" else Stemmer.Stemmer(algorithm)
         self._stop_words = STOP_WORD_LISTS[stopwords]
@@ -51,9 +49,6 @@ class Analyzer:
         ]
         words = [w for w in words if w and len(w) <= MAX_TERM_LENGTH and w not in self._stop_words]
         return self._stemmer.stemWords(words) if self._stemmer else words
-
-    def terms_batch(self, texts: Iterable[str]) -> list[list[str]]:
-        return [self.terms(text) for text in texts]
 
 
 def _fold(text: str) -> str:
