@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
@@ -15,6 +14,7 @@ import pytest
 from embedstack import Collection, load_model
 from embedstack.errors import ModelNotFoundError
 from embedstack.models import RemoteModelError
+from tests.http_helpers import send_json
 
 
 @pytest.fixture(scope="module")
@@ -34,24 +34,15 @@ def server():
             if mode == "slow":
                 time.sleep(3)
             if mode == "error":
-                return self._send(500, b'{"error": "model overloaded"}')
+                return send_json(self, 500, b'{"error": "model overloaded"}')
             if mode == "malformed":
-                return self._send(200, b'{"data": [{"index": 0, "embed')
+                return send_json(self, 200, b'{"data": [{"index": 0, "embed')
             texts = body["input"]
             vectors = local.encode(texts) * 3.0  # un-normalised, as some servers answer
             if mode == "short":
                 vectors = vectors[:-1]
             data = [{"index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)][::-1]
-            self._send(200, json.dumps({"object": "list", "data": data}).encode())
-
-        def _send(self, status, payload):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            # the client may have given up first (the timeout test): nothing left to answer
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(payload)
+            send_json(self, 200, json.dumps({"object": "list", "data": data}).encode())
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -20,6 +20,7 @@ from embedstack.errors import InvalidInputError
 from embedstack.rag.asking import REWRITE_SYSTEM
 from embedstack.rag.llm import LLMError
 from embedstack.rag.loader import load_llm
+from tests.http_helpers import send_json
 from tests.search.test_hybrid import DOCS
 
 REPLY = "Paper loaded crooked makes the printer jam [1]. Descale monthly [2, 9]."
@@ -43,15 +44,15 @@ def server():
             if mode == "slow":
                 time.sleep(3)
             if mode == "error":
-                return self._send(500, b'{"error": "model overloaded"}')
+                return send_json(self, 500, b'{"error": "model overloaded"}')
             rewriting = body["messages"][0]["content"] == REWRITE_SYSTEM
             reply = REWRITTEN if rewriting else REPLY
             if body.get("stream"):
                 return self._stream(reply, malformed=mode == "malformed")
             if mode == "malformed":
-                return self._send(200, b'{"choices": [{"message": ')
+                return send_json(self, 200, b'{"choices": [{"message": ')
             answer = {"choices": [{"message": {"role": "assistant", "content": reply}}]}
-            self._send(200, json.dumps(answer).encode())
+            send_json(self, 200, json.dumps(answer).encode())
 
         def _stream(self, reply, malformed):
             self.send_response(200)
@@ -64,14 +65,6 @@ def server():
                 if malformed:
                     self.wfile.write(b"data: {not json\n\n")
             self.wfile.write(b"data: [DONE]\n\n")
-
-        def _send(self, status, payload):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(payload)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -15,6 +16,22 @@ from embedstack.models.pooling import l2_normalize
 
 class RemoteModelError(EmbedstackError):
     """The endpoint refused, timed out, failed or answered something that is not embeddings."""
+
+
+@contextmanager
+def http_errors(url: str, client: httpx.Client, error: type[EmbedstackError]) -> Iterator[None]:
+    """Turn httpx's timeouts and connection failures into one-line `error`s naming `url`."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise error(f"{url} timed out after {client.timeout.read}s") from exc
+    except httpx.HTTPError as exc:
+        raise error(f"cannot reach {url}: {exc}") from exc
+
+
+def check_status(url: str, status: int, text: str, error: type[EmbedstackError]) -> None:
+    if status != 200:
+        raise error(f"{url} answered HTTP {status}: {text[:200]!r}")
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -47,16 +64,9 @@ class RemoteEncoder:
 
     def _request(self, texts: list[str]) -> np.ndarray:
         url = f"{self.base_url}/embeddings"
-        try:
+        with http_errors(url, self._client, RemoteModelError):
             response = self._client.post(url, json={"model": self.model, "input": texts})
-        except httpx.TimeoutException as exc:
-            raise RemoteModelError(f"{url} timed out after {self._client.timeout.read}s") from exc
-        except httpx.HTTPError as exc:
-            raise RemoteModelError(f"cannot reach {url}: {exc}") from exc
-        if response.status_code != 200:
-            raise RemoteModelError(
-                f"{url} answered HTTP {response.status_code}: {response.text[:200]!r}"
-            )
+        check_status(url, response.status_code, response.text, RemoteModelError)
         try:
             items = sorted(response.json()["data"], key=lambda item: item["index"])
             vectors = np.array([item["embedding"] for item in items], dtype=np.float32)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from embedstack.models.remote import auth_headers
+from embedstack.models.remote import auth_headers, check_status, http_errors
 from embedstack.rag.llm import LLMError, Message
 
 CHARS_PER_TOKEN = 3.5  # endpoints do not tokenize for us; estimate conservatively
@@ -29,6 +29,7 @@ class OpenAIChatModel:
         self.base_url = base_url.rstrip("/")
         self.context_window = context_window
         self._client = httpx.Client(timeout=timeout, headers=auth_headers(api_key))
+        self._url = f"{self.base_url}/chat/completions"
 
     def count_tokens(self, text: str) -> int:
         return int(len(text) / CHARS_PER_TOKEN) + 1
@@ -43,11 +44,10 @@ class OpenAIChatModel:
         }
 
     def chat(self, messages: list[Message], max_tokens: int) -> str:
-        url = f"{self.base_url}/chat/completions"
-        response = self._call(
-            lambda: self._client.post(url, json=self._body(messages, max_tokens, False))
-        )
-        _check_status(url, response.status_code, response.text)
+        url = self._url
+        with http_errors(url, self._client, LLMError):
+            response = self._client.post(url, json=self._body(messages, max_tokens, False))
+        check_status(url, response.status_code, response.text, LLMError)
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -57,37 +57,21 @@ class OpenAIChatModel:
         return content
 
     def stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
-        url = f"{self.base_url}/chat/completions"
+        url = self._url
         body = self._body(messages, max_tokens, True)
-        try:
-            with self._client.stream("POST", url, json=body) as response:
-                if response.status_code != 200:
-                    _check_status(
-                        url, response.status_code, response.read().decode(errors="replace")
-                    )
-                for line in response.iter_lines():
-                    piece = _sse_piece(url, line)
-                    if piece is None:
-                        return
-                    if piece:
-                        yield piece
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"{url} timed out after {self._client.timeout.read}s") from exc
-        except httpx.HTTPError as exc:
-            raise LLMError(f"cannot reach {url}: {exc}") from exc
-
-    def _call(self, request):
-        try:
-            return request()
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"{self.base_url} timed out after {self._client.timeout.read}s") from exc
-        except httpx.HTTPError as exc:
-            raise LLMError(f"cannot reach {self.base_url}: {exc}") from exc
-
-
-def _check_status(url: str, status: int, text: str) -> None:
-    if status != 200:
-        raise LLMError(f"{url} answered HTTP {status}: {text[:200]!r}")
+        with (
+            http_errors(url, self._client, LLMError),
+            self._client.stream("POST", url, json=body) as response,
+        ):
+            if response.status_code != 200:
+                text = response.read().decode(errors="replace")
+                check_status(url, response.status_code, text, LLMError)
+            for line in response.iter_lines():
+                piece = _sse_piece(url, line)
+                if piece is None:
+                    return
+                if piece:
+                    yield piece
 
 
 def _sse_piece(url: str, line: str) -> str | None:
