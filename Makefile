@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/embedstack search $(DEMO) "what happens to my data if the process crashes?" -k 2 \
 		--filter '{"file_name": "architecture.md"}'
 	$(VENV)/bin/embedstack search $(DEMO) "how fast is the int8 encoder?" -k 2 --json
-	$(VENV)/bin/embedstack ask $(DEMO) "Which command runs the tests?" --stream
+	$(VENV)/bin/embedstack ask $(DEMO) "Where are ONNX files cached?" --stream
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -331,6 +331,8 @@ def ask(
         return
     if not stream:
         out.print(Text(answer.text))
+    if not answer.text.strip():
+        err.print(f"({answer.llm} gave an empty answer; a larger model via --llm may do better)")
     for citation in answer.citations:
         out.print(
             Text(f"[{citation.number}] {citation.label} — {citation.chunk_id}"), soft_wrap=True
