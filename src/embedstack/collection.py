@@ -78,6 +78,7 @@ class Collection:
             analyzer=Analyzer(config.keyword_language, config.keyword_stopwords),
             bm25_k1=config.bm25_k1,
             bm25_b=config.bm25_b,
+            bm25_document_weight=config.bm25_document_weight,
         )
         self._engine = SearchEngine(self._store, lambda: self.model)
 

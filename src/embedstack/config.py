@@ -26,6 +26,7 @@ class CollectionConfig:
     keyword_stopwords: str = "english"  # or "none"
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
+    bm25_document_weight: float = 2.0  # a chunk's whole document next to the chunk; 0 = off
     format_version: int = FORMAT_VERSION
 
     @classmethod

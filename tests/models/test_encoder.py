@@ -122,3 +122,11 @@ def test_unknown_model_lists_the_catalog():
 def test_unknown_backend_lists_the_choices():
     with pytest.raises(ModelNotFoundError, match="onnx-int8, onnx, torch"):
         load_model("all-MiniLM-L6-v2", backend="tensorrt")
+
+
+def test_batches_run_in_parallel_sessions_keep_their_rows():
+    model = load_model("all-MiniLM-L6-v2", backend="onnx")
+    texts = [f"sentence number {i} about {'retrieval ' * (i % 7)}" for i in range(24)]
+    together = model.encode(texts, batch_size=1)  # 24 batches over the session pool
+    one_by_one = np.stack([model.encode(text) for text in texts])
+    assert cosines(together, one_by_one).min() >= 0.99999

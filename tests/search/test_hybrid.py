@@ -107,13 +107,27 @@ def test_diversity_drops_near_duplicates(tmp_path, model):
         assert "rules" in ids(diverse) and diverse[1].scores_by_stage["mmr_rank"] == 2
 
 
-def test_older_collections_get_a_keyword_index(tmp_path, model):
+# Keyword tables as embedstack wrote them before the document index (version 1).
+VERSION_1 = """
+CREATE TABLE postings (term TEXT NOT NULL, vid INTEGER NOT NULL, tf INTEGER NOT NULL,
+    length INTEGER NOT NULL, PRIMARY KEY (term, vid)) WITHOUT ROWID;
+CREATE TABLE keyword_docs (vid INTEGER PRIMARY KEY, length INTEGER NOT NULL);
+INSERT INTO meta VALUES ('keyword_index', '1:english:english'), ('keyword_docs', '6');
+"""
+
+
+@pytest.mark.parametrize("before", ["no keyword index", "version 1 index"])
+def test_older_collections_get_a_keyword_index(tmp_path, model, before):
     path = tmp_path / "old"
     with Collection.open(path, model) as kb:
-        kb.add(list(DOCS.values()), ids=list(DOCS))
-    with sqlite3.connect(path / "embedstack.db") as db:  # as a collection made before it
-        db.execute("DELETE FROM postings")
-        db.execute("DELETE FROM keyword_docs")
-        db.execute("DELETE FROM meta WHERE key = 'keyword_index'")
+        kb.add(list(DOCS.values()), ids=list(DOCS), metadata=[{"source": "faq.md"}] * len(DOCS))
+    with sqlite3.connect(path / "embedstack.db") as db:
+        for table in ("postings", "keyword_chunks", "keyword_documents", "document_postings"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("DELETE FROM meta WHERE key LIKE 'keyword%'")
+        if before == "version 1 index":
+            db.executescript(VERSION_1)
     with Collection.open(path, model) as kb:
         assert ids(kb.search("fuser copier", k=1, mode="keyword")) == ["xj"]
+        kb.delete(["xj"])
+        assert kb.search("fuser copier", k=1, mode="keyword") == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -75,14 +76,22 @@ class Encoder:
         with progress_bar(
             len(items), f"Encoding ({self.name})", enabled=show_progress_bar, unit="texts"
         ) as advance:
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                batch = TextTokenizer.pad([encodings[i] for i in rows])
-                tokens = self._runner(batch)
+            slices = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+            batches = [TextTokenizer.pad([encodings[i] for i in rows]) for rows in slices]
+            for rows, batch, tokens in zip(slices, batches, self._run(batches), strict=True):
                 pooled = pool(tokens, batch["attention_mask"], self._config.pooling)
                 out[rows] = l2_normalize(pooled)
                 advance(len(rows))
         return out[0] if single else out
+
+    def _run(self, batches: list[dict[str, np.ndarray]]) -> Iterator[np.ndarray]:
+        """Token vectors per batch, in order; several at once when the runner has sessions."""
+        workers = min(getattr(self._runner, "parallelism", 1), len(batches))
+        if workers <= 1:
+            yield from map(self._runner, batches)
+            return
+        with ThreadPoolExecutor(workers) as executor:
+            yield from executor.map(self._runner, batches)
 
     # Symmetric model: queries and documents are embedded alike.
     asymmetric = False

@@ -4,6 +4,11 @@ Kept in SQLite, in the same transactions as the vectors, so keyword hits are nev
 missing after a write (LanceDB's keyword index misses new rows; Chroma keeps it cloud-only).
 Scored here rather than by FTS5's bm25(), which fixes k1=1.2 and b=0.75 and lets common terms
 score negative; this is Lucene's BM25, as in Pyserini's reference runs (k1=0.9, b=0.4).
+
+A chunk's keyword score mixes its own BM25 with the BM25 of its whole document (the file it was
+cut from, or its CSV/JSONL row), as passage retrieval has done since Callan (SIGIR 1994). A
+chunk deep inside a filing rarely names the company the filing is about; its document does, many
+times. Chunks added without a `source` are their own document, so their ranking is plain BM25.
 """
 
 from __future__ import annotations
@@ -17,20 +22,62 @@ from typing import Any
 
 import numpy as np
 
+from embedstack.errors import InvalidInputError
 from embedstack.store.analyzer import Analyzer
 
+INDEX_VERSION = 2  # bump when the tables or what is indexed change; old indexes are rebuilt
+TABLES = ("postings", "keyword_chunks", "keyword_documents", "document_postings")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS postings (
     term TEXT NOT NULL, vid INTEGER NOT NULL, tf INTEGER NOT NULL, length INTEGER NOT NULL,
+    document INTEGER,  -- copied from keyword_chunks: scoring then needs no join per hit
     PRIMARY KEY (term, vid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS postings_by_vid ON postings (vid);
-CREATE TABLE IF NOT EXISTS keyword_docs (vid INTEGER PRIMARY KEY, length INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('keyword_docs', '0'), ('keyword_terms', '0');
+CREATE TABLE IF NOT EXISTS keyword_chunks (
+    vid INTEGER PRIMARY KEY, length INTEGER NOT NULL, document INTEGER
+);
+CREATE TABLE IF NOT EXISTS keyword_documents (
+    document INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+    length INTEGER NOT NULL, chunks INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS document_postings (
+    term TEXT NOT NULL, document INTEGER NOT NULL, tf INTEGER NOT NULL,
+    PRIMARY KEY (term, document)
+) WITHOUT ROWID;
 """
+STATS = ("keyword_chunks", "keyword_terms", "keyword_documents", "keyword_document_terms")
 # Metadata fields indexed with the text: they name what the chunk is about.
 INDEXED_FIELDS = ("title", "heading", "file_name")
 MAX_QUERY_TERMS = 1024
+# Two phases, as search engines rank: the document mix re-scores only the MIX_DEPTH best chunks
+# by their own BM25 (scoring every hit's document doubled keyword latency at 100k chunks).
+MIX_DEPTH = 200
+
+# Lucene's BM25 term weight; `w.value` is the query term's idf x its count in the query.
+_BM25 = "w.value * {tf} * (:k1 + 1) / ({tf} + :k1 * (1 - :b + :b * {length} / {average}))"
+_CHUNK_BM25 = _BM25.format(tf="p.tf", length="p.length", average=":chunk_avg")
+_DOCUMENT_BM25 = _BM25.format(tf="d.tf", length="kd.length", average=":document_avg")
+_CHUNK_SCORES = (
+    f"SELECT p.vid, p.document, SUM({_CHUNK_BM25}) AS score "
+    "FROM json_each(:chunk_weights) AS w JOIN postings AS p ON p.term = w.key "
+    "{restrict} GROUP BY p.vid"
+)
+_DOCUMENT_SCORES = (
+    f"SELECT d.document, SUM({_DOCUMENT_BM25}) AS score "
+    "FROM json_each(:document_weights) AS w JOIN document_postings AS d ON d.term = w.key "
+    "JOIN keyword_documents AS kd ON kd.document = d.document "
+    "WHERE d.document IN (SELECT document FROM chunk) GROUP BY d.document"
+)
+# A chunk with no document (added without a `source`) counts as its own document.
+_MIXED_SCORES = (
+    f"WITH chunk AS MATERIALIZED ({_CHUNK_SCORES} ORDER BY score DESC, p.vid LIMIT :depth), "
+    f"document AS MATERIALIZED ({_DOCUMENT_SCORES}) "
+    "SELECT c.vid, (c.score + :mix * COALESCE(d.score, c.score)) / (1 + :mix) AS total "
+    "FROM chunk AS c LEFT JOIN document AS d ON d.document = c.document "
+    "ORDER BY total DESC, c.vid LIMIT :k"
+)
+_PLAIN_SCORES = f"{_CHUNK_SCORES} ORDER BY score DESC, p.vid LIMIT :k"
 
 
 def keyword_text(text: str, metadata: Mapping[str, Any]) -> str:
@@ -38,27 +85,100 @@ def keyword_text(text: str, metadata: Mapping[str, Any]) -> str:
     return "\n".join([*fields, text])
 
 
-class KeywordIndex:
-    """Postings (term, vid, tf, doc length) plus corpus statistics, on a shared connection."""
+def document_key(metadata: Mapping[str, Any]) -> str | None:
+    """The document a chunk was cut from: its file, or its row of a CSV/JSONL file."""
+    source = metadata.get("source")
+    if not isinstance(source, str):
+        return None
+    row = metadata.get("row")
+    return source if row is None else f"{source}#row{row}"
 
-    def __init__(self, db: sqlite3.Connection, analyzer: Analyzer, k1: float, b: float) -> None:
+
+class KeywordIndex:
+    """Postings per chunk and per document plus corpus statistics, on a shared connection."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        analyzer: Analyzer,
+        k1: float,
+        b: float,
+        document_weight: float = 2.0,
+    ) -> None:
+        if document_weight < 0:
+            raise InvalidInputError(
+                f"bm25_document_weight must be 0 or more, not {document_weight}"
+            )
         self._db = db
         self.analyzer = analyzer
         self.k1 = k1
         self.b = b
+        self.document_weight = document_weight
+        self.signature = f"{INDEX_VERSION}:{analyzer.signature}"
+
+    def create(self, fresh: bool = False) -> None:
+        """Create the tables (dropping old ones first when `fresh`); outside a transaction."""
+        if fresh:
+            for table in (*TABLES, "keyword_docs"):  # keyword_docs: the version 1 name
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")
+            self._db.execute("DELETE FROM meta WHERE key LIKE 'keyword_%'")
+        self._db.executescript(SCHEMA)
+        self._db.executemany("INSERT OR IGNORE INTO meta VALUES (?, '0')", [(s,) for s in STATS])
 
     def add(
         self, vids: Sequence[int], texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]
     ) -> None:
         """Index new rows; call inside the write transaction that inserts them."""
-        docs, postings = [], []
+        chunks, postings = [], []
+        documents: dict[int, tuple[Counter, list[int]]] = {}  # id -> (term counts, [len, n])
+        ids: dict[str, int] = {}
+        new_documents = 0
         for vid, text, meta in zip(vids, texts, metadatas, strict=True):
-            terms = self.analyzer.terms(keyword_text(text, meta))
-            docs.append((vid, len(terms)))
-            postings.extend((t, vid, tf, len(terms)) for t, tf in Counter(terms).items())
-        self._db.executemany("INSERT INTO keyword_docs VALUES (?, ?)", docs)
-        self._db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?)", postings)
-        self._bump(len(docs), sum(length for _, length in docs))
+            terms = Counter(self.analyzer.terms(keyword_text(text, meta)))
+            length = sum(terms.values())
+            document = None
+            key = document_key(meta)
+            if key is not None:
+                if key not in ids:
+                    ids[key], created = self._document_id(key)
+                    new_documents += created
+                document = ids[key]
+                counts, sizes = documents.setdefault(document, (Counter(), [0, 0]))
+                counts.update(terms)
+                sizes[0] += length
+                sizes[1] += 1
+            chunks.append((vid, length, document))
+            postings.extend((t, vid, tf, length, document) for t, tf in terms.items())
+        self._db.executemany("INSERT INTO keyword_chunks VALUES (?, ?, ?)", chunks)
+        self._db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?, ?)", postings)
+        self._db.executemany(
+            "INSERT INTO document_postings VALUES (?, ?, ?) "
+            "ON CONFLICT (term, document) DO UPDATE SET tf = tf + excluded.tf",
+            ((t, d, tf) for d, (counts, _) in documents.items() for t, tf in counts.items()),
+        )
+        self._db.executemany(
+            "UPDATE keyword_documents SET length = length + ?, chunks = chunks + ? "
+            "WHERE document = ?",
+            ((length, n, d) for d, (_, (length, n)) in documents.items()),
+        )
+        self._bump(
+            len(chunks),
+            sum(length for _, length, _ in chunks),
+            new_documents,
+            sum(length for _, (length, _) in documents.values()),
+        )
+
+    def _document_id(self, key: str) -> tuple[int, bool]:
+        """(id of the document with this key, whether it was created now)."""
+        row = self._db.execute(
+            "SELECT document FROM keyword_documents WHERE key = ?", (key,)
+        ).fetchone()
+        if row:
+            return row[0], False
+        cursor = self._db.execute(
+            "INSERT INTO keyword_documents (key, length, chunks) VALUES (?, 0, 0)", (key,)
+        )
+        return cursor.lastrowid, True
 
     def remove(self, vids: Sequence[int]) -> None:
         """Drop rows from the index; call inside the write transaction that deletes them."""
@@ -67,19 +187,41 @@ class KeywordIndex:
         in_list = "IN (SELECT value FROM json_each(?))"
         encoded = json.dumps([int(v) for v in vids])
         count, length = self._db.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM keyword_docs WHERE vid {in_list}",
+            f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM keyword_chunks WHERE vid {in_list}",
             (encoded,),
         ).fetchone()
+        document_terms = self._db.execute(
+            "SELECT document, term, SUM(tf) FROM postings "
+            f"WHERE vid {in_list} AND document IS NOT NULL GROUP BY document, term",
+            (encoded,),
+        ).fetchall()
+        sizes = self._db.execute(
+            "SELECT document, SUM(length), COUNT(*) FROM keyword_chunks "
+            f"WHERE vid {in_list} AND document IS NOT NULL GROUP BY document",
+            (encoded,),
+        ).fetchall()
+        self._db.executemany(
+            "UPDATE document_postings SET tf = tf - ? WHERE term = ? AND document = ?",
+            ((tf, term, document) for document, term, tf in document_terms),
+        )
+        self._db.executemany(
+            "DELETE FROM document_postings WHERE term = ? AND document = ? AND tf <= 0",
+            ((term, document) for document, term, _ in document_terms),
+        )
+        self._db.executemany(
+            "UPDATE keyword_documents SET length = length - ?, chunks = chunks - ? "
+            "WHERE document = ?",
+            ((size, n, document) for document, size, n in sizes),
+        )
+        emptied = self._db.execute("DELETE FROM keyword_documents WHERE chunks <= 0").rowcount
         self._db.execute(f"DELETE FROM postings WHERE vid {in_list}", (encoded,))
-        self._db.execute(f"DELETE FROM keyword_docs WHERE vid {in_list}", (encoded,))
-        self._bump(-count, -length)
+        self._db.execute(f"DELETE FROM keyword_chunks WHERE vid {in_list}", (encoded,))
+        self._bump(-count, -length, -emptied, -sum(size for _, size, _ in sizes))
 
-    def _bump(self, docs: int, terms: int) -> None:
-        self._db.execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + "
-            "CASE key WHEN 'keyword_docs' THEN ? ELSE ? END "
-            "WHERE key IN ('keyword_docs', 'keyword_terms')",
-            (docs, terms),
+    def _bump(self, chunks: int, terms: int, documents: int, document_terms: int) -> None:
+        self._db.executemany(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
+            zip((chunks, terms, documents, document_terms), STATS, strict=True),
         )
 
     def search(
@@ -97,45 +239,61 @@ class KeywordIndex:
         query_terms = Counter(self.analyzer.terms(query))
         if not query_terms:
             return []
-        terms = [t for t, _ in query_terms.most_common(MAX_QUERY_TERMS)]
+        terms = json.dumps([t for t, _ in query_terms.most_common(MAX_QUERY_TERMS)])
         db = db or self._db
-        df = dict(
-            db.execute(
-                "SELECT term, COUNT(*) FROM postings "
-                "WHERE term IN (SELECT value FROM json_each(?)) GROUP BY term",
-                (json.dumps(terms),),
-            ).fetchall()
-        )
-        if not df:
+        chunks, chunk_terms, documents, document_terms = self._stats(db)
+        chunk_weights = _weights(db, "postings", terms, query_terms, chunks)
+        if not chunk_weights:
             return []
-        docs, total = self._stats(db)
-        weights = {t: _idf(docs, n) * query_terms[t] for t, n in df.items()}
+        params: dict[str, Any] = {
+            "k1": self.k1, "b": self.b, "k": k,
+            "chunk_weights": json.dumps(chunk_weights), "chunk_avg": chunk_terms / chunks,
+        }  # fmt: skip
         restrict = ""
-        params: list[Any] = [self.k1, self.b, total / docs, json.dumps(weights), k]
         if allowed is not None:
-            restrict = "WHERE p.vid IN (SELECT value FROM json_each(?6))"
-            params.append(json.dumps(allowed.tolist()))
-        rows = db.execute(
-            "SELECT p.vid, SUM(w.value * p.tf * (?1 + 1) / "
-            "(p.tf + ?1 * (1 - ?2 + ?2 * p.length / ?3))) AS score "
-            "FROM json_each(?4) AS w JOIN postings AS p ON p.term = w.key "
-            f"{restrict} GROUP BY p.vid ORDER BY score DESC, p.vid LIMIT ?5",
-            params,
-        ).fetchall()
-        return [(int(vid), float(score)) for vid, score in rows]
+            restrict = "WHERE p.vid IN (SELECT value FROM json_each(:allowed))"
+            params["allowed"] = json.dumps(allowed.tolist())
+        sql = _PLAIN_SCORES
+        if self.document_weight > 0 and documents:
+            sql = _MIXED_SCORES
+            document_weights = _weights(db, "document_postings", terms, query_terms, documents)
+            params.update(
+                document_weights=json.dumps(document_weights),
+                document_avg=document_terms / documents,
+                mix=self.document_weight,
+                depth=max(k, MIX_DEPTH),
+            )
+        rows = db.execute(sql.format(restrict=restrict), params).fetchall()
+        return [(int(row[0]), float(row[-1])) for row in rows]
 
     @staticmethod
-    def _stats(db: sqlite3.Connection) -> tuple[int, int]:
-        """(documents, total terms) in the index."""
-        rows = db.execute(
-            "SELECT value FROM meta WHERE key IN ('keyword_docs', 'keyword_terms') ORDER BY key"
+    def _stats(db: sqlite3.Connection) -> tuple[int, ...]:
+        """(chunks, their total terms, documents, their total terms) in the index."""
+        found = dict(
+            db.execute(
+                "SELECT key, CAST(value AS INTEGER) FROM meta "
+                "WHERE key IN (SELECT value FROM json_each(?))",
+                (json.dumps(STATS),),
+            ).fetchall()
         )
-        docs, total = (int(r[0]) for r in rows)
-        return max(docs, 1), total
+        chunks, chunk_terms, documents, document_terms = (found.get(s, 0) for s in STATS)
+        return max(chunks, 1), chunk_terms, documents, document_terms
 
     def rebuild(self, rows: Sequence[tuple[int, str, str]]) -> None:
         """Index existing (vid, text, metadata JSON) rows: collections made before this index."""
         self.add([r[0] for r in rows], [r[1] for r in rows], [json.loads(r[2]) for r in rows])
+
+
+def _weights(
+    db: sqlite3.Connection, table: str, terms: str, query_terms: Counter, count: int
+) -> dict[str, float]:
+    """idf x query frequency of the query terms found in `table` (postings per chunk or doc)."""
+    df = db.execute(
+        f"SELECT term, COUNT(*) FROM {table} "
+        "WHERE term IN (SELECT value FROM json_each(?)) GROUP BY term",
+        (terms,),
+    ).fetchall()
+    return {term: _idf(count, n) * query_terms[term] for term, n in df}
 
 
 def _idf(docs: int, df: int) -> float:

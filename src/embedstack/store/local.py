@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from embedstack.errors import CollectionError, InvalidInputError
-from embedstack.store import keyword_index
 from embedstack.store.analyzer import Analyzer
 from embedstack.store.filters import compile_filter, index_rows
 from embedstack.store.keyword_index import KeywordIndex
@@ -75,6 +74,7 @@ class LocalStore:
         analyzer: Analyzer | None = None,
         bm25_k1: float = 0.9,
         bm25_b: float = 0.4,
+        bm25_document_weight: float = 2.0,
     ) -> None:
         self.folder = Path(folder)
         self.dim = dim
@@ -82,10 +82,12 @@ class LocalStore:
             self._db = sqlite3.connect(self.folder / DB_FILE, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA + keyword_index.SCHEMA)
+            self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"cannot open {self.folder / DB_FILE}: {exc}") from exc
-        self.keywords = KeywordIndex(self._db, analyzer or Analyzer(), bm25_k1, bm25_b)
+        self.keywords = KeywordIndex(
+            self._db, analyzer or Analyzer(), bm25_k1, bm25_b, bm25_document_weight
+        )
         self._read_db: sqlite3.Connection | None = None
         self._index = VectorIndex(dim, index, hnsw_m=hnsw_m, ef_search=ef_search)
         self._generation = -1  # generation the in-memory index reflects
@@ -123,17 +125,18 @@ class LocalStore:
         self._generation = generation
 
     def _ensure_keyword_index(self) -> None:
-        """Build the keyword index for rows stored before it existed or with another analyzer."""
-        wanted = self.keywords.analyzer.signature
+        """(Re)build the keyword index of rows stored before it, or by another analyzer or version.
+
+        The index is derived data: a crash during the rebuild leaves the old signature in `meta`,
+        so the next open simply rebuilds again.
+        """
+        wanted = self.keywords.signature
         found = self._db.execute("SELECT value FROM meta WHERE key = 'keyword_index'").fetchone()
-        if found and found[0] == wanted:
+        current = bool(found and found[0] == wanted)
+        self.keywords.create(fresh=not current)
+        if current:
             return
         with self._write():
-            self._db.execute("DELETE FROM postings")
-            self._db.execute("DELETE FROM keyword_docs")
-            self._db.execute(
-                "UPDATE meta SET value = '0' WHERE key IN ('keyword_docs', 'keyword_terms')"
-            )
             rows = self._db.execute("SELECT vid, text, metadata FROM chunks").fetchall()
             self.keywords.rebuild(rows)
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('keyword_index', ?)", (wanted,))
