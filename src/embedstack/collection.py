@@ -69,6 +69,7 @@ class Collection:
         self._cache: EmbeddingCache | None = None
         self._rerankers: dict[str, Reranker] = {}
         self._llms: dict[tuple[str, str | None], ChatModel] = {}
+        self._conversations: dict[str, list[Message]] = {}
         self._store = LocalStore(
             folder,
             config.dim,
@@ -347,6 +348,7 @@ class Collection:
         *,
         stream: bool = False,
         history: Sequence[Message] = (),
+        session: str | None = None,
         min_relevance: float | None = None,
         answer_tokens: int = 256,
         base_url: str | None = None,
@@ -359,10 +361,12 @@ class Collection:
         (`min_relevance`, cosine), it answers that the documents do not say, without calling
         the LLM. `llm`: "smollm2" (default, offline), "openai:MODEL" with `base_url`, or a
         `ChatModel`. `history`: earlier {"role", "content"} turns; a follow-up question is
-        rewritten with them before retrieval. With `stream=True`, iterate over the returned
-        object for text as it arrives; its `.answer` is filled in at the end.
+        rewritten with them before retrieval. `session`: any name; this collection object keeps
+        that conversation's turns (in memory) and uses them as `history`. With `stream=True`,
+        iterate over the returned object for text as it arrives; its `.answer` is filled in at
+        the end.
         """
-        from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, ask
+        from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, AnswerStream, ask
         from embedstack.rag.loader import DEFAULT_LLM, load_llm
 
         if llm is None or isinstance(llm, str):
@@ -370,11 +374,29 @@ class Collection:
             if key not in self._llms:
                 self._llms[key] = load_llm(key[0], base_url=base_url)
             llm = self._llms[key]
-        return ask(
-            self, question, llm, k=k, stream=stream, history=history,
+        if session is not None and history:
+            raise InvalidInputError("pass history= or session=, not both")
+        turns = self._conversations.setdefault(session, []) if session is not None else None
+        result = ask(
+            self, question, llm, k=k, stream=stream, history=history if turns is None else turns,
             min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
             answer_tokens=answer_tokens,
         )  # fmt: skip
+        if turns is None:
+            return result
+
+        def remember(answer: Answer) -> None:
+            turns.extend([{"role": "user", "content": question},
+                          {"role": "assistant", "content": answer.text}])  # fmt: skip
+
+        if isinstance(result, AnswerStream):
+            return result.when_done(remember)
+        remember(result)
+        return result
+
+    def conversation(self, session: str) -> list[Message]:
+        """The turns `ask(..., session=session)` has kept so far (a copy)."""
+        return list(self._conversations.get(session, []))
 
     def info(self) -> dict[str, Any]:
         return {

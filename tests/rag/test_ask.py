@@ -226,3 +226,23 @@ def test_local_smollm2_in_process_and_served(kb):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_session_keeps_the_conversation(server, kb):
+    first = kb.ask("Why does the printer jam?", llm=endpoint(server), session="alice")
+    assert server[1][-1]["messages"][0]["content"] != REWRITE_SYSTEM  # nothing to rewrite yet
+    follow_up = kb.ask("and where is it?", llm=endpoint(server), session="alice", stream=True)
+    assert server[1][-1]["messages"][0]["content"] == REWRITE_SYSTEM  # the session's turns
+    "".join(follow_up)
+    assert follow_up.answer.search_query == REWRITTEN
+    assert kb.conversation("alice") == [
+        {"role": "user", "content": "Why does the printer jam?"},
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "and where is it?"},
+        {"role": "assistant", "content": follow_up.answer.text},
+    ]
+    assert kb.conversation("bob") == []
+    with pytest.raises(InvalidInputError, match="not both"):
+        kb.ask(
+            "x", llm=endpoint(server), session="alice", history=[{"role": "user", "content": "y"}]
+        )

@@ -31,7 +31,13 @@ class AnswerStream:
     def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer]) -> None:
         self._pieces = pieces
         self._finish = finish
+        self._when_done: list[Callable[[Answer], None]] = []
         self.answer: Answer | None = None
+
+    def when_done(self, callback: Callable[[Answer], None]) -> AnswerStream:
+        """Call `callback(answer)` once the whole answer has been generated."""
+        self._when_done.append(callback)
+        return self
 
     def __iter__(self) -> Iterator[str]:
         collected: list[str] = []
@@ -39,6 +45,8 @@ class AnswerStream:
             collected.append(piece)
             yield piece
         self.answer = self._finish("".join(collected))
+        for callback in self._when_done:
+            callback(self.answer)
 
 
 def ask(
