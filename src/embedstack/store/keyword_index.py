@@ -213,7 +213,10 @@ class KeywordIndex:
             "WHERE document = ?",
             ((size, n, document) for document, size, n in sizes),
         )
-        emptied = self._db.execute("DELETE FROM keyword_documents WHERE chunks <= 0").rowcount
+        emptied = self._db.executemany(
+            "DELETE FROM keyword_documents WHERE document = ? AND chunks <= 0",
+            ((document,) for document, _, _ in sizes),
+        ).rowcount
         self._db.execute(f"DELETE FROM postings WHERE vid {in_list}", (encoded,))
         self._db.execute(f"DELETE FROM keyword_chunks WHERE vid {in_list}", (encoded,))
         self._bump(-count, -length, -emptied, -sum(size for _, size, _ in sizes))
