@@ -20,6 +20,7 @@ from embedstack.errors import InvalidInputError
 from embedstack.rag.asking import REWRITE_SYSTEM
 from embedstack.rag.llm import LLMError
 from embedstack.rag.loader import load_llm
+from embedstack.rag.local import DEFAULT_CONTEXT_WINDOW
 from tests.http_helpers import send_json
 from tests.search.test_hybrid import DOCS
 
@@ -45,6 +46,9 @@ def server():
                 time.sleep(3)
             if mode == "error":
                 return send_json(self, 500, b'{"error": "model overloaded"}')
+            if mode == "short" and len(prompt_sources(body)) > 2:
+                too_long = b'{"error": {"message": "maximum context length is 300 tokens"}}'
+                return send_json(self, 400, too_long)
             rewriting = body["messages"][0]["content"] == REWRITE_SYSTEM
             reply = REWRITTEN if rewriting else REPLY
             if body.get("stream"):
@@ -53,6 +57,12 @@ def server():
                 return send_json(self, 200, b'{"choices": [{"message": ')
             answer = {"choices": [{"message": {"role": "assistant", "content": reply}}]}
             send_json(self, 200, json.dumps(answer).encode())
+
+        def do_GET(self):
+            if self.path == "/window/v1/models":  # as vLLM lists a model's context length
+                models = {"data": [{"id": "other"}, {"id": "test", "max_model_len": 321}]}
+                return send_json(self, 200, json.dumps(models).encode())
+            send_json(self, 404, b'{"error": "not found"}')
 
         def _stream(self, reply, malformed):
             self.send_response(200)
@@ -218,6 +228,8 @@ def test_local_smollm2_in_process_and_served(kb):
                 break
             assert server.poll() is None, server.stderr.read()
             time.sleep(0.5)
+        advertised = load_llm("openai:smollm2", base_url=url).context_window
+        assert advertised == DEFAULT_CONTEXT_WINDOW  # read from serve-llm's /v1/models
         served = kb.ask(question, llm="openai:smollm2", base_url=url, answer_tokens=40)
         assert served.raw_text == local.raw_text  # same model, same prompt, greedy decoding
         streamed = kb.ask(question, llm="openai:smollm2", base_url=url, answer_tokens=40,
@@ -246,3 +258,21 @@ def test_a_session_keeps_the_conversation(server, kb):
         kb.ask(
             "x", llm=endpoint(server), session="alice", history=[{"role": "user", "content": "y"}]
         )
+
+
+def test_the_context_window_comes_from_the_endpoint_when_it_says(server):
+    assert endpoint(server, "window").context_window == 321
+    assert endpoint(server).context_window == 8192  # no /models: the default
+    assert endpoint(server, "window", context_window=1000).context_window == 1000
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_prompt_the_endpoint_finds_too_long_loses_its_last_sources(server, kb, stream):
+    question = "Why does the printer jam?"
+    result = kb.ask(question, llm=endpoint(server, "short"), stream=stream)
+    if stream:
+        "".join(result)
+        result = result.answer
+    ranked = [hit.id for hit in kb.search(question, k=5)]
+    assert [c.chunk_id for c in result.sources] == ranked[:2]  # the best two, still in order
+    assert result.citations[0].number == 1

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from embedstack.errors import InvalidInputError
 from embedstack.rag.answer import Answer, Citation, resolve_citations
-from embedstack.rag.llm import ChatModel, Message
+from embedstack.rag.llm import ChatModel, ContextWindowError, Message
 from embedstack.rag.prompt import NO_ANSWER, build_prompt
 
 if TYPE_CHECKING:
@@ -74,6 +74,22 @@ def ask(
         return AnswerStream(iter([NO_ANSWER]), lambda _: no_answer) if stream else no_answer
     prompt = build_prompt(question, hits, llm, answer_tokens)
 
+    def generate() -> Iterator[str]:
+        """The reply; when the endpoint says the prompt is too long (its tokens are only
+        estimated here), the lowest-ranked source is dropped and the LLM asked again."""
+        nonlocal prompt
+        while True:
+            try:
+                if stream:
+                    yield from llm.stream(prompt.messages, answer_tokens)
+                else:
+                    yield llm.chat(prompt.messages, answer_tokens)
+                return
+            except ContextWindowError:
+                if len(prompt.sources) <= 1:
+                    raise
+                prompt = build_prompt(question, prompt.sources[:-1], llm, answer_tokens)
+
     def finish(raw: str) -> Answer:
         text, citations, invented = resolve_citations(raw, prompt.sources)
         return Answer(
@@ -84,8 +100,8 @@ def ask(
         )  # fmt: skip
 
     if stream:
-        return AnswerStream(llm.stream(prompt.messages, answer_tokens), finish)
-    return finish(llm.chat(prompt.messages, answer_tokens))
+        return AnswerStream(generate(), finish)
+    return finish("".join(generate()))
 
 
 def rewrite(question: str, history: Sequence[Message], llm: ChatModel) -> str:

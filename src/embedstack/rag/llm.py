@@ -14,6 +14,10 @@ class LLMError(EmbedstackError):
     """The LLM endpoint is down, slow, failing, or answered something that is not a chat reply."""
 
 
+class ContextWindowError(LLMError):
+    """The endpoint says the prompt and answer do not fit its context window."""
+
+
 class ChatModel(Protocol):
     name: str
     context_window: int  # tokens, prompt and answer together

@@ -25,9 +25,8 @@ def load_llm(
             raise InvalidInputError(f"{name!r} needs --base-url (e.g. http://127.0.0.1:8080/v1)")
         model = name.removeprefix("openai:")
         return OpenAIChatModel(
-            model, base_url, api_key=api_key, timeout=timeout,
-            context_window=context_window or 8192,
-        )  # fmt: skip
+            model, base_url, api_key=api_key, timeout=timeout, context_window=context_window
+        )
     from embedstack.rag.local import DEFAULT_CONTEXT_WINDOW, LocalChatModel
 
     return LocalChatModel(name, context_window or DEFAULT_CONTEXT_WINDOW)

@@ -40,7 +40,8 @@ def create_app(llm: ChatModel, default_max_tokens: int = 256) -> FastAPI:
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": llm.name, "object": "model"}]}
+        entry = {"id": llm.name, "object": "model", "context_length": llm.context_window}
+        return {"object": "list", "data": [entry]}
 
     @app.post("/v1/chat/completions", response_model=None)
     def chat(request: ChatRequest):
