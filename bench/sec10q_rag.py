@@ -45,7 +45,7 @@ def main() -> None:
         kb.ingest(DATA / "docs", show_progress=True)
     with open(DATA / "qna_data.csv", encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))[: args.limit or None]
-    cited_hits = prompt_hits = valid = with_number = number_found = grounded = 0
+    cited_hits = prompt_hits = valid = with_number = number_found = grounded = empty = 0
     seconds = []
     for number, row in enumerate(rows, start=1):
         started = time.perf_counter()
@@ -57,6 +57,7 @@ def main() -> None:
         prompt_hits += any(fnmatch.fnmatch(name, glob) for name in names.values())
         valid += all(c.chunk_id in names for c in answer.citations)
         grounded += answer.grounded
+        empty += not answer.text.strip()
         gold = numbers(row["Answer"])
         if gold:
             with_number += 1
@@ -72,6 +73,7 @@ def main() -> None:
     print(f"| answers with a gold number that contain it | {number_found}/{with_number} "
           f"= {number_found / max(with_number, 1):.1%} |")  # fmt: skip
     print(f"| answered (not 'the documents do not say') | {grounded / n:.1%} |")
+    print(f"| empty answers | {empty} |")
     print(f"| seconds per answer (mean) | {sum(seconds) / n:.1f} |")
 
 
