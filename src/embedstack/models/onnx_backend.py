@@ -32,7 +32,8 @@ class OnnxTransformer:
     over up to MAX_SESSIONS sessions, and `parallelism` batches run at once (see
     `Encoder.encode`). On 2 cores that is two one-thread sessions: batch throughput is the same
     or slightly better, and a single query embeds on one core, leaving the other to the BM25
-    search that runs beside it (hybrid p50 30 -> 24 ms at 106k chunks).
+    search that runs beside it (hybrid p50 at 106k chunks: 30 ms with one two-thread session,
+    24-28 ms in back-to-back runs with two one-thread sessions).
     """
 
     def __init__(self, onnx_path: Path, threads: int | None = None) -> None:

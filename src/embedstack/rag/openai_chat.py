@@ -51,7 +51,9 @@ class OpenAIChatModel:
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None  # not every server lists models; the default stands
         entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-        ours = [e for e in entries if e.get("id") == self.model] or entries[:1]
+        ours = [e for e in entries if e.get("id") == self.model]
+        if not ours and len(entries) == 1:  # a server of one model may name it differently
+            ours = entries
         for entry in ours:
             for name in CONTEXT_FIELDS:
                 if isinstance(entry.get(name), int) and entry[name] > 0:
