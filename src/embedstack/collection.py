@@ -369,13 +369,13 @@ class Collection:
         from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, AnswerStream, ask
         from embedstack.rag.loader import DEFAULT_LLM, load_llm
 
+        if session is not None and history:
+            raise InvalidInputError("pass history= or session=, not both")
         if llm is None or isinstance(llm, str):
             key = (llm or DEFAULT_LLM, base_url)
             if key not in self._llms:
                 self._llms[key] = load_llm(key[0], base_url=base_url)
             llm = self._llms[key]
-        if session is not None and history:
-            raise InvalidInputError("pass history= or session=, not both")
         turns = self._conversations.setdefault(session, []) if session is not None else None
         result = ask(
             self, question, llm, k=k, stream=stream, history=history if turns is None else turns,

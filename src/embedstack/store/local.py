@@ -127,8 +127,8 @@ class LocalStore:
     def _ensure_keyword_index(self) -> None:
         """(Re)build the keyword index of rows stored before it, or by another analyzer or version.
 
-        The index is derived data: a crash during the rebuild leaves the old signature in `meta`,
-        so the next open simply rebuilds again.
+        The index is derived data: its signature is removed before the rebuild and written in
+        the rebuild's transaction, so after a crash the next open simply rebuilds again.
         """
         wanted = self.keywords.signature
         found = self._db.execute("SELECT value FROM meta WHERE key = 'keyword_index'").fetchone()
