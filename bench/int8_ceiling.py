@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import tempfile
 import time
@@ -67,7 +66,10 @@ def linear_layer(path: Path, inputs: int, outputs: int, quantize: bool) -> Path:
 
     int8 = path / f"int8-{inputs}x{outputs}.onnx"
     quantize_dynamic(
-        str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8,
+        str(fp32),
+        str(int8),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul"],
     )
     return int8
@@ -145,14 +147,17 @@ def main() -> None:
 
     model = SentenceTransformer(str(folder), device="cpu")
     measured = interleaved(
-        {"sentence-transformers (torch fp32)": model.encode, "embedstack onnx-int8": encoder.encode},
+        {
+            "sentence-transformers (torch fp32)": model.encode,
+            "embedstack onnx-int8": encoder.encode,
+        },
         texts,
         args.rounds,
     )
     base = measured["sentence-transformers (torch fp32)"][0]
     print(
         f"\n{len(texts)} {args.texts} texts · {spec.name} · median {int(np.median(lengths))} "
-        f"tokens · {cores} cores · {platform.machine()} · {platform.processor() or os.uname().machine}"
+        f"tokens · {cores} cores · {platform.machine()}"
     )
     print(
         f"multiply-adds per text: {linear_total / len(texts) / 1e9:.2f} G linear + "
