@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,6 +102,35 @@ def test_a_second_process_reuses_the_cached_onnx_files(tmp_path):
     assert not second["torch"]  # nothing was exported again
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx")} == files
     np.testing.assert_allclose(second["v"], first["v"], atol=1e-6)
+
+
+def test_cached_onnx_files_are_keyed_by_weight_content(tmp_path, monkeypatch):
+    """A reinstall (same bytes, new path and mtime) finds the files built before; new bytes
+    do not. Damaged memo files are hashed again, and entries of deleted files are dropped."""
+    from embedstack.models.onnx_export import weights_digest
+
+    monkeypatch.setenv("EMBEDSTACK_CACHE_DIR", str(tmp_path / "cache"))
+    weights = {}
+    for name, content in [("first", b"w" * 4096), ("reinstall", b"w" * 4096), ("new", b"v" * 4096)]:
+        weights[name] = tmp_path / name / "model.safetensors"
+        weights[name].parent.mkdir()
+        weights[name].write_bytes(content)
+    os.utime(weights["reinstall"], ns=(10**18, 10**18))
+    digests = {name: weights_digest([path]) for name, path in weights.items()}
+    assert digests["first"] == digests["reinstall"] != digests["new"]
+
+    memo = tmp_path / "cache" / "onnx" / "digests.json"
+    assert len(json.loads(memo.read_text())) == 3
+    weights["reinstall"].unlink()
+    later = tmp_path / "later.safetensors"
+    later.write_bytes(b"u" * 10)
+    weights_digest([later])  # a new entry: the deleted file's entry goes
+    assert sorted(json.loads(memo.read_text())) == sorted(
+        f"{path.resolve()}|{path.stat().st_size}|{path.stat().st_mtime_ns}"
+        for path in (weights["first"], weights["new"], later)
+    )
+    memo.write_text("{not json")
+    assert weights_digest([weights["first"]]) == digests["first"]
 
 
 def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
