@@ -119,7 +119,7 @@ def test_cached_onnx_files_are_keyed_by_weight_content(tmp_path, monkeypatch):
     digests = {name: weights_digest([path]) for name, path in weights.items()}
     assert digests["first"] == digests["reinstall"] != digests["new"]
 
-    memo = tmp_path / "cache" / "onnx" / "digests.json"
+    memo = tmp_path / "cache" / "digests.json"
     assert len(json.loads(memo.read_text())) == 3
     weights["reinstall"].unlink()
     later = tmp_path / "later.safetensors"

