@@ -45,7 +45,7 @@ def multiply_adds(tokens: int, config: dict) -> tuple[int, int]:
 
 
 def linear_layer(path: Path, inputs: int, outputs: int, quantize: bool) -> Path:
-    """A one-MatMul ONNX model with a random weight; int8 via the default backend's recipe."""
+    """A one-MatMul ONNX model with a random weight; int8 by the default backend's own recipe."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -62,16 +62,10 @@ def linear_layer(path: Path, inputs: int, outputs: int, quantize: bool) -> Path:
     onnx.save(model, str(fp32))
     if not quantize:
         return fp32
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from embedstack.models.onnx_export import quantize_int8
 
     int8 = path / f"int8-{inputs}x{outputs}.onnx"
-    quantize_dynamic(
-        str(fp32),
-        str(int8),
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul"],
-    )
+    quantize_int8(fp32, int8)  # MiniLM's recipe: per-channel weights, nothing kept in fp32
     return int8
 
 

@@ -111,7 +111,7 @@ def onnx_file(
             if not fp32.is_file():
                 _publish(fp32, lambda tmp: _export(transformer_dir, tmp))
             if quantize and not int8.is_file():
-                _publish(int8, lambda tmp: _quantize(fp32, tmp, keep_fp32, per_channel))
+                _publish(int8, lambda tmp: quantize_int8(fp32, tmp, keep_fp32, per_channel))
     return target
 
 
@@ -181,7 +181,9 @@ def _export(transformer_dir: Path, output: Path) -> None:
         )
 
 
-def _quantize(fp32: Path, output: Path, keep_fp32: tuple[str, ...], per_channel: bool) -> None:
+def quantize_int8(
+    fp32: Path, output: Path, keep_fp32: tuple[str, ...] = (), per_channel: bool = True
+) -> None:
     """Dynamic int8 quantisation of the weight MatMuls (activations are quantised at run time)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
