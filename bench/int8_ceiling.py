@@ -36,14 +36,6 @@ def layer_shapes(config: dict) -> dict[str, tuple[int, int, int]]:
     }
 
 
-def multiply_adds(tokens: int, config: dict) -> tuple[int, int]:
-    """(linear-layer, attention) multiply-adds for one text of `tokens` tokens."""
-    linear = sum(a * b * count for a, b, count in layer_shapes(config).values())
-    attention = 2 * tokens * tokens * config["hidden_size"]  # Q·Kᵀ and weights·V
-    layers = config["num_hidden_layers"]
-    return layers * tokens * linear, layers * attention
-
-
 def linear_layer(path: Path, inputs: int, outputs: int, quantize: bool) -> Path:
     """A one-MatMul ONNX model with a random weight; int8 by the default backend's own recipe."""
     import onnx
@@ -99,25 +91,25 @@ def main() -> None:
     texts = load_texts(args.texts, args.n)
 
     from sentence_transformers import SentenceTransformer
-    from tokenizers import Tokenizer
 
     from embedstack import load_model
     from embedstack.models import find_spec
     from embedstack.models.onnx_backend import cpu_threads
+    from embedstack.models.tokenization import TextTokenizer
 
     spec = find_spec(args.model)
     folder = spec.locate()
     encoder = load_model(spec.name, backend="onnx-int8")
     config = json.loads(next(folder.rglob("config.json")).read_text())
-    tokenizer = Tokenizer.from_file(str(encoder.tokenizer_file))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=encoder.max_tokens)
-    lengths = [len(e.ids) for e in tokenizer.encode_batch([t.strip() for t in texts])]
-    linear_total = attention_total = 0
-    for n in lengths:
-        linear, attention = multiply_adds(n, config)
-        linear_total += linear
-        attention_total += attention
+    tokenizer = TextTokenizer(encoder.tokenizer_file, encoder.max_tokens)  # as encode() does
+    lengths = [len(e.ids) for e in tokenizer.encode(texts)]
+    layers = config["num_hidden_layers"]
+    # Multiply-adds over all texts: per kind of linear layer, and in attention (Q·Kᵀ, weights·V).
+    linear = {
+        name: layers * sum(lengths) * a * b * count
+        for name, (a, b, count) in layer_shapes(config).items()
+    }
+    attention = layers * sum(2 * n * n * config["hidden_size"] for n in lengths)
     rows = 32 * int(np.median(lengths))  # one batch of 32 median-length texts
 
     rates: dict[str, dict[str, float]] = {"int8": {}, "fp32": {}}
@@ -128,15 +120,11 @@ def main() -> None:
                 rates[kind][name] = multiply_adds_per_second(model, rows, a, b)
 
     cores = cpu_threads()
-    layers = config["num_hidden_layers"]
 
     def ceiling(kind: str) -> float:
         """Texts/s if every multiply-add ran at this kind's layer speed on every core."""
-        seconds = sum(
-            layers * sum(lengths) * a * b * count / rates[kind][name]
-            for name, (a, b, count) in layer_shapes(config).items()
-        )
-        seconds += attention_total / max(rates[kind].values())
+        seconds = sum(linear[name] / rates[kind][name] for name in linear)
+        seconds += attention / max(rates[kind].values())
         return cores * len(texts) / seconds
 
     model = SentenceTransformer(str(folder), device="cpu")
@@ -154,8 +142,8 @@ def main() -> None:
         f"tokens · {cores} cores · {platform.machine()}"
     )
     print(
-        f"multiply-adds per text: {linear_total / len(texts) / 1e9:.2f} G linear + "
-        f"{attention_total / len(texts) / 1e9:.2f} G attention\n"
+        f"multiply-adds per text: {sum(linear.values()) / len(texts) / 1e9:.2f} G linear + "
+        f"{attention / len(texts) / 1e9:.2f} G attention\n"
     )
     print("| one thread, rows × in → out | fp32 GMAC/s | int8 GMAC/s | int8 / fp32 |")
     print("|---|---|---|---|")
