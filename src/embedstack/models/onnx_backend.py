@@ -39,11 +39,12 @@ class OnnxTransformer:
     def __init__(self, onnx_path: Path, threads: int | None = None) -> None:
         threads = threads or cpu_threads()
         self.parallelism = min(threads, MAX_SESSIONS)
+        each = threads // self.parallelism
+        sessions = [_session(onnx_path, each) for _ in range(self.parallelism)]
         self._free: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(self.parallelism):
-            self._free.put(_session(onnx_path, threads // self.parallelism))
-        session = self._free.get()
-        self._free.put(session)
+        for session in sessions:
+            self._free.put(session)
+        session = sessions[0]
         self._input_names = {i.name for i in session.get_inputs()}
         # Token vectors are the (batch, tokens, dim) output; some exports add pooled extras.
         outputs = session.get_outputs()
