@@ -29,6 +29,16 @@ def pytest_unconfigure(config):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """Settings are read once per process; a test that changes the environment reloads them,
+    and the next test starts from the environment as it was."""
+    yield
+    from embedstack.settings import reload_settings
+
+    reload_settings()
+
+
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"evaluation data not found at {SHARED_DATA}"
 )

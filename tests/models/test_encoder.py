@@ -13,6 +13,7 @@ import pytest
 
 from embedstack import load_model
 from embedstack.errors import ModelNotFoundError
+from embedstack.settings import reload_settings
 from tests.conftest import PROJECT, needs_shared_data
 
 LONG_TEXT = " ".join(
@@ -110,6 +111,7 @@ def test_cached_onnx_files_are_keyed_by_weight_content(tmp_path, monkeypatch):
     from embedstack.models.onnx_export import weights_digest
 
     monkeypatch.setenv("EMBEDSTACK_CACHE_DIR", str(tmp_path / "cache"))
+    reload_settings()
     weights = {}
     for name, content in [("first", b"w" * 4096), ("reinstall", b"w" * 4096), ("new", b"v" * 4096)]:
         weights[name] = tmp_path / name / "model.safetensors"
@@ -135,6 +137,7 @@ def test_cached_onnx_files_are_keyed_by_weight_content(tmp_path, monkeypatch):
 
 def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBEDSTACK_CACHE_DIR", str(tmp_path))
+    reload_settings()
     expected = load_model("all-MiniLM-L6-v2", backend="onnx").encode("repair me")
     (cached,) = tmp_path.rglob("model.onnx")
     cached.write_bytes(b"not an onnx file")

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from embedstack.errors import ModelNotFoundError
-
-
-class OnnxLoadError(ModelNotFoundError):
-    """ONNX Runtime could not load a model file."""
+from embedstack.errors import OnnxLoadError
+from embedstack.settings import get_settings
 
 
 def cpu_threads() -> int:
     """Cores this process may use (respects affinity and EMBEDSTACK_THREADS)."""
-    if os.environ.get("EMBEDSTACK_THREADS"):
-        return max(1, int(os.environ["EMBEDSTACK_THREADS"]))
+    threads = get_settings().threads
+    if threads:
+        return threads
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -21,17 +21,15 @@ from pathlib import Path
 from filelock import FileLock
 
 from embedstack.errors import ModelNotFoundError
+from embedstack.settings import get_settings
 
 RECIPE_VERSION = 3  # bump when export or quantisation changes: old cache entries are ignored
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 
 def cache_root() -> Path:
-    """EMBEDSTACK_CACHE_DIR, else $XDG_CACHE_HOME/embedstack, else ~/.cache/embedstack."""
-    if os.environ.get("EMBEDSTACK_CACHE_DIR"):
-        return Path(os.environ["EMBEDSTACK_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "embedstack"
+    """Where built models live (see `Settings.cache_dir`)."""
+    return get_settings().cache_dir
 
 
 def weights_digest(files: list[Path]) -> str:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
 import numpy as np
 
-from embedstack.errors import EmbedstackError
+from embedstack.errors import EmbedstackError, RemoteModelError
 from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.pooling import l2_normalize
-
-
-class RemoteModelError(EmbedstackError):
-    """The endpoint refused, timed out, failed or answered something that is not embeddings."""
+from embedstack.settings import get_settings
 
 
 @contextmanager
@@ -36,7 +32,7 @@ def check_status(url: str, status: int, text: str, error: type[EmbedstackError])
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
     """Bearer auth from `api_key`, else EMBEDSTACK_API_KEY, else OPENAI_API_KEY (or none)."""
-    key = api_key or os.environ.get("EMBEDSTACK_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    key = api_key or get_settings().api_key
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 

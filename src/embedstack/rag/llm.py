@@ -5,17 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from embedstack.errors import EmbedstackError
+from embedstack.errors import ContextWindowError, LLMError
+
+__all__ = ["ChatModel", "ContextWindowError", "LLMError", "Message"]
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
-
-
-class LLMError(EmbedstackError):
-    """The LLM endpoint is down, slow, failing, or answered something that is not a chat reply."""
-
-
-class ContextWindowError(LLMError):
-    """The endpoint says the prompt and answer do not fit its context window."""
 
 
 class ChatModel(Protocol):
