@@ -31,6 +31,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports          # layers of docs/architecture.md, no import circles
+	$(VENV)/bin/mypy                  # type-checks src/ (settings in pyproject.toml)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

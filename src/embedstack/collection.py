@@ -1,25 +1,34 @@
-"""`Collection`: the object most users touch — a folder that embeds, stores and searches text."""
+"""`Collection`: the object most users touch — a folder that embeds, stores and searches text.
+
+A thin facade: validation and lazy loading here; the work is done by the store
+(`store/`), the search engine (`search/engine.py`), the ingestor (`ingest/pipeline.py`) and
+RAG (`rag/`), which is handed a retrieval function, not the collection. One `Collection`
+object may be used from many threads at once.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from embedstack.config import CONFIG_FILE, CollectionConfig
-from embedstack.errors import CollectionError, InvalidInputError
-from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
+from embedstack.errors import CollectionError, CollectionNotFoundError, InvalidInputError
+from embedstack.ingest.options import IngestOptions
 from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
-from embedstack.rows import validate_rows
-from embedstack.search.engine import DEFAULT_CANDIDATES, SearchEngine, SearchOptions
+from embedstack.rows import check_text, validate_rows
+from embedstack.search.engine import SearchEngine
+from embedstack.search.options import SearchOptions
 from embedstack.search.rerank import Reranker, load_reranker
-from embedstack.store.analyzer import Analyzer
-from embedstack.store.filters import compile_filter
-from embedstack.store.local import DB_FILE, LocalStore
+from embedstack.store.factory import open_store
+from embedstack.store.filters import parse_filter
+from embedstack.store.local import DB_FILE
 from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit, SourceRecord
 
@@ -28,9 +37,10 @@ if TYPE_CHECKING:
     from embedstack.rag.answer import Answer
     from embedstack.rag.asking import AnswerStream
     from embedstack.rag.llm import ChatModel, Message
+    from embedstack.rag.sessions import ChatSessions
 
 Filter = Mapping[str, Any]
-EncoderLike = EmbeddingModel
+Options = TypeVar("Options", SearchOptions, IngestOptions)
 CACHE_FILE = "embedding-cache.db"
 
 
@@ -43,7 +53,21 @@ def _canonical_name(model: str | None) -> str | None:
 
 
 def _content_id(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def _options(cls: type[Options], base: Options | None, fields: dict[str, Any]) -> Options:
+    """`base` (or the defaults) with `fields` replaced; an unknown field is a clear error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown {cls.__name__} field(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    if base is not None and not isinstance(base, cls):
+        raise InvalidInputError(f"options must be a {cls.__name__}, got {type(base).__name__}")
+    return dataclasses.replace(base or cls(), **fields)
 
 
 class Collection:
@@ -58,30 +82,21 @@ class Collection:
         self,
         folder: Path,
         config: CollectionConfig,
-        encoder: EncoderLike | None = None,
+        encoder: EmbeddingModel | None = None,
         cache_size: int = DEFAULT_MAX_ENTRIES,
     ):
         self.folder = folder
         self.config = config
         self._encoder = encoder
         self._cache_size = cache_size
-        self._model: EncoderLike | None = None
+        self._model: EmbeddingModel | None = None
         self._cache: EmbeddingCache | None = None
+        self._lock = threading.RLock()  # guards the lazily built parts below
         self._rerankers: dict[str, Reranker] = {}
         self._llms: dict[tuple[str, str | None], ChatModel] = {}
-        self._conversations: dict[str, list[Message]] = {}
-        self._store = LocalStore(
-            folder,
-            config.dim,
-            config.index,
-            hnsw_m=config.hnsw_m,
-            ef_search=config.ef_search,
-            analyzer=Analyzer(config.keyword_language, config.keyword_stopwords),
-            bm25_k1=config.bm25_k1,
-            bm25_b=config.bm25_b,
-            bm25_document_weight=config.bm25_document_weight,
-        )
-        self._engine = SearchEngine(self._store, lambda: self.model)
+        self._sessions: ChatSessions | None = None
+        self._store = open_store(folder, config)
+        self._engine = SearchEngine(self._store, lambda: self.model, self._reranker)
 
     # ---- opening -------------------------------------------------------------------------------
 
@@ -89,7 +104,7 @@ class Collection:
     def open(
         cls,
         path: str | Path,
-        model: str | EncoderLike | None = None,
+        model: str | EmbeddingModel | None = None,
         *,
         create: bool = True,
         index: str | None = None,
@@ -102,11 +117,14 @@ class Collection:
         `index="hnsw"` builds an approximate HNSW index for large collections; the default is
         exact search. Opening with a model other than the one the collection was built with
         is an error, since its vectors would not be comparable. Embeddings of texts are cached
-        in the folder (`cache_size` entries at most; 0 turns the cache off).
+        in the folder (`cache_size` entries at most; 0 turns the cache off). Opening an
+        existing collection writes nothing, so a read-only folder can be searched.
         """
+        if not isinstance(path, str | Path):
+            raise InvalidInputError(f"path must be a folder path, got {type(path).__name__}")
         folder = Path(path)
         encoder = None if model is None or isinstance(model, str) else model
-        wanted = encoder.name if encoder is not None else _canonical_name(model)
+        wanted = encoder.name if encoder is not None else _canonical_name(model)  # type: ignore[arg-type]
         if (folder / CONFIG_FILE).is_file():
             config = CollectionConfig.read(folder)
             if wanted is not None and wanted != config.model:
@@ -120,7 +138,7 @@ class Collection:
                 )
         else:
             if not create:
-                raise CollectionError(f"no collection at {folder} (no {CONFIG_FILE} there)")
+                raise CollectionNotFoundError(f"no collection at {folder} (no {CONFIG_FILE} there)")
             if (folder / DB_FILE).exists():
                 raise CollectionError(f"{folder} has {DB_FILE} but no {CONFIG_FILE}; not opening")
             if folder.exists() and not folder.is_dir():
@@ -144,18 +162,21 @@ class Collection:
         return cls(folder, config, encoder, cache_size)
 
     @property
-    def model(self) -> EncoderLike:
+    def model(self) -> EmbeddingModel:
         """The collection's encoder, loaded on first use (opening a collection stays fast)."""
         if self._model is None:
-            encoder = self._encoder or load_model(self.config.model)
-            if self._cache_size > 0:
-                self._cache = EmbeddingCache(self.folder / CACHE_FILE, self._cache_size)
-                self._model = CachedEncoder(encoder, self._cache)
-            else:
-                self._model = encoder
+            with self._lock:
+                if self._model is None:
+                    encoder = self._encoder or load_model(self.config.model)
+                    if self._cache_size > 0:
+                        self._cache = EmbeddingCache(self.folder / CACHE_FILE, self._cache_size)
+                        self._model = CachedEncoder(encoder, self._cache)
+                    else:
+                        self._model = encoder
         return self._model
 
     def close(self) -> None:
+        self._engine.close()
         self._store.close()
         if self._cache is not None:
             self._cache.close()
@@ -189,15 +210,15 @@ class Collection:
         Without `ids`, an id is derived from each text's content. Pass `embeddings` to store
         vectors computed elsewhere (they are L2-normalised). Returns the ids written.
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = _as_list("texts", texts)
         if not texts:
             raise InvalidInputError("nothing to add: texts is empty")
         ids = (
             [_content_id(t) if isinstance(t, str) else "" for t in texts]
             if ids is None
-            else list(ids)
+            else _as_list("ids", ids)
         )
-        metadata = [{} for _ in texts] if metadata is None else list(metadata)
+        metadata = [{} for _ in texts] if metadata is None else _as_list("metadata", metadata)
         if not len(ids) == len(metadata) == len(texts):
             raise InvalidInputError(
                 f"texts, ids and metadata differ in length ({len(texts)}, {len(ids)}, "
@@ -218,35 +239,26 @@ class Collection:
     def ingest(
         self,
         paths: str | Path | Sequence[str | Path],
+        options: IngestOptions | None = None,
         *,
-        glob: str | None = None,
-        sync: bool = False,
-        chunk_tokens: int | None = None,
-        overlap: int = 0,
-        text_field: str | None = None,
-        contextual: bool = True,
-        max_file_mb: float = DEFAULT_MAX_FILE_MB,
-        max_chars: int = DEFAULT_MAX_CHARS,
         show_progress: bool = False,
+        **fields: Any,
     ) -> IngestReport:
         """Load, clean, chunk, embed and store files and folders (recursively); incremental.
 
-        Formats: PDF, DOCX, HTML, Markdown, text, CSV and JSONL (`text_field` names the text
-        column; the others become metadata). Chunks hold at most `chunk_tokens` of the model's
-        tokens (default: as many as it reads, less room for a `contextual` header of file name,
-        title and headings that is embedded with each chunk but not stored). Unchanged files
-        are skipped; a changed file's chunks are replaced in one transaction; with `sync`,
-        files gone from the folders are removed. Files that fail are listed in the report.
+        Formats: PDF, DOCX, HTML, Markdown, text, CSV and JSONL. `options` (an
+        `IngestOptions`), or its fields as keywords (`glob`, `sync`, `chunk_tokens`,
+        `overlap`, `text_field`, `contextual`, `max_file_mb`, `max_chars`), say how. Unchanged
+        files are skipped; a changed file's chunks are replaced in one transaction; with
+        `sync`, files gone from the folders are removed. Files that fail are listed in the
+        report with the reason, and the other files of the run are stored.
         """
         from embedstack.ingest.pipeline import Ingestor
 
+        options = _options(IngestOptions, options, fields)
         if isinstance(paths, str | Path):
             paths = [paths]
-        ingestor = Ingestor(
-            self.model, self._store, chunk_tokens=chunk_tokens, overlap=overlap,
-            text_field=text_field, glob=glob, sync=sync, contextual=contextual,
-            max_file_mb=max_file_mb, max_chars=max_chars, show_progress=show_progress,
-        )  # fmt: skip
+        ingestor = Ingestor(self.model, self._store, options, show_progress=show_progress)
         return ingestor.run(list(paths))
 
     def sources(self) -> list[SourceRecord]:
@@ -255,90 +267,95 @@ class Collection:
 
     def delete(self, ids: str | Sequence[str]) -> int:
         """Delete by id; returns how many of the ids existed."""
-        ids = [ids] if isinstance(ids, str) else list(ids)
-        return self._store.delete(ids)
+        return self._store.delete(_as_list("ids", ids))
 
     # ---- reads ---------------------------------------------------------------------------------
 
     def get(self, ids: str | Sequence[str]) -> list[Chunk]:
         """The stored chunks among `ids`, in the order asked (missing ids are left out)."""
-        return self._store.get([ids] if isinstance(ids, str) else list(ids))
+        return self._store.get(_as_list("ids", ids))
+
+    def ids(self) -> list[str]:
+        """Every stored id, oldest first."""
+        return self._store.ids()
 
     def count(self, filter: Filter | None = None) -> int:
-        return self._store.count(filter)
+        return self._store.count(parse_filter(filter))
 
     def search(
         self,
         query: str | Sequence[float] | np.ndarray,
-        k: int = 10,
+        k: int | None = None,
         filter: Filter | None = None,
         *,
-        mode: str = "hybrid",
-        rerank: str | Reranker | None = None,
-        diversity: float = 0.0,
-        fusion: str = "rrf",
-        candidates: int = DEFAULT_CANDIDATES,
+        options: SearchOptions | None = None,
+        **fields: Any,
     ) -> list[Hit]:
-        """The k best chunks for a query text (or vector), optionally filtered by metadata.
+        """The k best chunks (default 10) for a query text or vector, optionally filtered.
 
-        `mode`: "hybrid" (default: BM25 and dense candidates fused by reciprocal rank),
-        "dense" (cosine similarity) or "keyword" (BM25). `rerank`: a reranker, a
-        sentence-transformers CrossEncoder folder, or "builtin". `diversity` (0–1) reorders by
-        MMR so near-duplicates do not crowd the list. `fusion="weighted"` fuses min-max
-        normalised scores instead of ranks. Filters apply inside every stage. A vector query
+        `options` (a `SearchOptions`), or its fields as keywords: `mode` "hybrid" (default:
+        BM25 and dense candidates fused by reciprocal rank), "dense" (cosine similarity) or
+        "keyword" (BM25); `rerank`: a reranker, a sentence-transformers CrossEncoder folder,
+        or "builtin"; `diversity` (0–1) reorders by MMR so near-duplicates do not crowd the
+        list; `fusion="weighted"` fuses min-max normalised scores instead of ranks;
+        `candidates` per retriever. Filters apply inside every stage. A vector query
         searches dense only. Each hit's `scores_by_stage` holds every stage's score and rank.
         """
+        queries: Sequence[str] | np.ndarray
         if isinstance(query, str):
-            queries: Sequence[str] | np.ndarray = [query]
+            queries = [query]
+        elif query is None or isinstance(query, Mapping | bytes):
+            raise InvalidInputError(f"a query is a text or a vector, not {type(query).__name__}")
         else:
-            vector = np.asarray(query, dtype=np.float32)
+            try:
+                vector = np.asarray(query, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"a query is a text or a vector of numbers: {exc}") from exc
             if vector.ndim != 1:
                 raise InvalidInputError(f"a query vector must be 1-D, got shape {vector.shape}")
             queries = vector[None, :]
-        return self.search_batch(
-            queries, k, filter, mode=mode, rerank=rerank, diversity=diversity, fusion=fusion,
-            candidates=candidates,
-        )[0]  # fmt: skip
+        return self.search_batch(queries, k, filter, options=options, **fields)[0]
 
     def search_batch(
         self,
         queries: Sequence[str] | np.ndarray,
-        k: int = 10,
+        k: int | None = None,
         filter: Filter | None = None,
         *,
-        mode: str = "hybrid",
-        rerank: str | Reranker | None = None,
-        diversity: float = 0.0,
-        fusion: str = "rrf",
-        candidates: int = DEFAULT_CANDIDATES,
+        options: SearchOptions | None = None,
         batch_size: int = 32,
         show_progress: bool = False,
+        **fields: Any,
     ) -> list[list[Hit]]:
         """Search many queries at once (texts, or a 2-D array of vectors: dense only)."""
-        compile_filter(filter)  # reject a bad filter before spending time on encoding
+        if k is not None:
+            fields["k"] = k
+        if filter is not None:
+            fields["filter"] = filter
+        resolved = _options(SearchOptions, options, fields)
+        resolved.check()
+        parse_filter(resolved.filter)  # reject a bad filter before spending time on encoding
         if isinstance(queries, np.ndarray):
             queries = self._check_vectors(queries)
-            if mode == "hybrid":
-                mode = "dense"  # nothing to match keywords against
+            if resolved.mode == "hybrid":
+                resolved = dataclasses.replace(resolved, mode="dense")  # no text for keywords
         else:
-            queries = list(queries)
+            queries = _as_list("queries", queries)
             for position, query in enumerate(queries):
                 if not isinstance(query, str) or not query.strip():
                     raise InvalidInputError(f"query {position} is empty or not a string")
-        options = SearchOptions(
-            mode=mode, fusion=fusion, candidates=candidates, diversity=diversity,
-            rerank=self._reranker(rerank),
-        )  # fmt: skip
+                check_text(query, f"query {position}")
         return self._engine.search(
-            queries, k, filter, options, batch_size=batch_size, show_progress=show_progress
+            queries, resolved, batch_size=batch_size, show_progress=show_progress
         )
 
-    def _reranker(self, rerank: str | Reranker | None) -> Reranker | None:
-        if rerank is None or not isinstance(rerank, str):
+    def _reranker(self, rerank: str | Reranker) -> Reranker:
+        if not isinstance(rerank, str):
             return rerank
-        if rerank not in self._rerankers:
-            self._rerankers[rerank] = load_reranker(rerank, self.model)
-        return self._rerankers[rerank]
+        with self._lock:
+            if rerank not in self._rerankers:
+                self._rerankers[rerank] = load_reranker(rerank, self.model)
+            return self._rerankers[rerank]
 
     def ask(
         self,
@@ -366,37 +383,35 @@ class Collection:
         iterate over the returned object for text as it arrives; its `.answer` is filled in at
         the end.
         """
-        from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, AnswerStream, ask
+        from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, ask
         from embedstack.rag.loader import DEFAULT_LLM, load_llm
+        from embedstack.rag.sessions import ChatSessions
 
         if session is not None and history:
             raise InvalidInputError("pass history= or session=, not both")
         if llm is None or isinstance(llm, str):
             key = (llm or DEFAULT_LLM, base_url)
-            if key not in self._llms:
-                self._llms[key] = load_llm(key[0], base_url=base_url)
-            llm = self._llms[key]
-        turns = self._conversations.setdefault(session, []) if session is not None else None
+            with self._lock:
+                if key not in self._llms:
+                    self._llms[key] = load_llm(key[0], base_url=base_url)
+                llm = self._llms[key]
+        with self._lock:
+            sessions = self._sessions = self._sessions or ChatSessions()
         result = ask(
-            self, question, llm, k=k, stream=stream, history=history if turns is None else turns,
+            lambda query, n: self.search(query, k=n), question, llm, k=k, stream=stream,
+            history=sessions.history(session) if session is not None else history,
             min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
             answer_tokens=answer_tokens,
         )  # fmt: skip
-        if turns is None:
-            return result
-
-        def remember(answer: Answer) -> None:
-            turns.extend([{"role": "user", "content": question},
-                          {"role": "assistant", "content": answer.text}])  # fmt: skip
-
-        if isinstance(result, AnswerStream):
-            return result.when_done(remember)
-        remember(result)
-        return result
+        return result if session is None else sessions.record(session, question, result)
 
     def conversation(self, session: str) -> list[Message]:
         """The turns `ask(..., session=session)` has kept so far (a copy)."""
-        return list(self._conversations.get(session, []))
+        return self._sessions.history(session) if self._sessions else []
+
+    def check(self) -> list[str]:
+        """A full consistency check of the stored data; the problems found (empty: healthy)."""
+        return self._store.check()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -404,12 +419,16 @@ class Collection:
             "model": self.config.model,
             "dim": self.config.dim,
             "index": self.config.index,
+            "store": self.config.store,
             "count": self.count(),
             "format_version": self.config.format_version,
         }
 
     def _check_vectors(self, vectors: Any, rows: int | None = None) -> np.ndarray:
-        array = np.asarray(vectors, dtype=np.float32)
+        try:
+            array = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"embeddings must be an array of numbers: {exc}") from exc
         if array.ndim != 2 or array.shape[1] != self.config.dim:
             got = array.shape[-1] if array.ndim else 0
             raise InvalidInputError(
@@ -424,3 +443,14 @@ class Collection:
         if (norms == 0).any():
             raise InvalidInputError("vectors must not be all zeros")
         return array / norms
+
+
+def _as_list(name: str, value: Any) -> list:
+    """One string or a sequence of them as a list; anything else is a clear error."""
+    if isinstance(value, str):
+        return [value]
+    if value is None or isinstance(value, Mapping | bytes) or not hasattr(value, "__iter__"):
+        raise InvalidInputError(
+            f"{name} must be a string or a list, got {type(value).__name__}"
+        )
+    return list(value)

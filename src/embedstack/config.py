@@ -20,6 +20,7 @@ class CollectionConfig:
     model: str
     dim: int
     index: str = "flat"
+    store: str = "local"  # which backend holds the rows (store/factory.py)
     hnsw_m: int = 32
     ef_search: int = 64
     keyword_language: str = "english"  # Snowball stemmer, or "none"

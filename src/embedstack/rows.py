@@ -8,12 +8,24 @@ from collections.abc import Mapping
 from embedstack.errors import InvalidInputError
 
 
+def check_text(text: str, where: str) -> None:
+    """Text that cannot be stored as UTF-8 (a lone surrogate, e.g. JSON's "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{where}: not valid Unicode text (a lone surrogate {text[exc.start]!r} at "
+            f"character {exc.start})"
+        ) from None
+
+
 def validate_rows(texts: list, ids: list, metadata: list) -> None:
     """Check every row before anything is encoded or written."""
     seen: dict[str, int] = {}
     for position, (text, id_, meta) in enumerate(zip(texts, ids, metadata, strict=True)):
         if not isinstance(id_, str) or not id_:
             raise InvalidInputError(f"row {position}: id must be a non-empty string, got {id_!r}")
+        check_text(id_, f"row {position}: id")
         if id_ in seen:
             raise InvalidInputError(f"duplicate id {id_!r} at rows {seen[id_]} and {position}")
         seen[id_] = position
@@ -21,14 +33,16 @@ def validate_rows(texts: list, ids: list, metadata: list) -> None:
             raise InvalidInputError(f"row {position} (id {id_!r}): text is not a string")
         if not text.strip():
             raise InvalidInputError(f"row {position} (id {id_!r}): text is empty")
+        check_text(text, f"row {position} (id {id_!r}): text")
         if not isinstance(meta, Mapping):
             raise InvalidInputError(f"row {position} (id {id_!r}): metadata must be a mapping")
         try:
-            json.dumps(meta, allow_nan=False)
+            encoded = json.dumps(meta, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(
                 f"row {position} (id {id_!r}): metadata is not JSON-serialisable: {exc}"
             ) from exc
+        check_text(encoded, f"row {position} (id {id_!r}): metadata")
         for key in meta:
             if not isinstance(key, str):
                 raise InvalidInputError(

@@ -178,9 +178,11 @@ def test_bad_files_are_reported_and_good_ones_ingested(tmp_path, model):
 CRASH_SCRIPT = """
 import sys
 from embedstack import Collection
+from embedstack.ingest.options import IngestOptions
 from embedstack.ingest.pipeline import Ingestor
 kb = Collection.open(sys.argv[1])
-Ingestor(kb.model, kb._store, chunk_tokens=48, batch_chunks=1).run([sys.argv[2]])
+options = IngestOptions(chunk_tokens=48, batch_chunks=1)
+Ingestor(kb.model, kb._store, options).run([sys.argv[2]])
 """
 
 

@@ -18,7 +18,7 @@ def test_reciprocal_rank_fusion_by_hand():
     assert fused[3] == pytest.approx(1 / 63 + 1 / 61)  # in both lists: first overall
     assert fused[4] == pytest.approx(1 / 62)
     order = [item for item, _ in reciprocal_rank_fusion([dense, keyword])]
-    assert order == [3, 1, 2, 4]  # 2 and 4 tie; ties go to the lower id
+    assert order == [3, 1, 2, 4]  # 2 and 4 tie; ties keep first-appearance order
 
 
 def test_reciprocal_rank_fusion_with_an_empty_list_keeps_the_other_order():

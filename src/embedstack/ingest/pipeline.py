@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,14 @@ from embedstack.ingest.chunking import Chunker, TextChunk
 from embedstack.ingest.detect import detect_format
 from embedstack.ingest.discovery import FileProblem, discover, os_reason, read_file
 from embedstack.ingest.documents import Document
-from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.ingest.loaders import load_documents
+from embedstack.ingest.options import IngestOptions
+from embedstack.ingest.report import IngestReport
 from embedstack.ingest.tokens import TokenCounter, token_budget
 from embedstack.models import EmbeddingModel
 from embedstack.progress import progress_tasks
 from embedstack.rows import validate_rows
-from embedstack.store.local import LocalStore
+from embedstack.store.base import IngestStore
 from embedstack.types import SourceRecord
 
 RECIPE_VERSION = 1  # bump when loaders or chunking change what a file turns into
@@ -38,42 +39,6 @@ RESERVED_KEYS = (
     "source", "file_name", "format", "title", "chunk", "start", "end", "page", "page_end",
     "heading", "row",
 )  # fmt: skip
-
-
-@dataclass
-class IngestReport:
-    """What an ingest did, file by file; `failed` lists (path, reason)."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    failed: list[FileProblem] = field(default_factory=list)
-    chunks_added: int = 0
-    chunks_removed: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": len(self.added),
-            "updated": len(self.updated),
-            "removed": len(self.removed),
-            "unchanged": len(self.unchanged),
-            "failed": len(self.failed),
-            "chunks_added": self.chunks_added,
-            "chunks_removed": self.chunks_removed,
-            "seconds": round(self.seconds, 3),
-            "files": {
-                "added": self.added,
-                "updated": self.updated,
-                "removed": self.removed,
-                "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
-            },
-        }
 
 
 @dataclass
@@ -88,24 +53,20 @@ class _Prepared:
 
 
 class Ingestor:
-    """Turns files into chunks in a store; see `Collection.ingest` for the options."""
+    """Turns files into chunks in a store; see `IngestOptions` and `Collection.ingest`."""
 
     def __init__(
         self,
         model: EmbeddingModel,
-        store: LocalStore,
+        store: IngestStore,
+        options: IngestOptions | None = None,
         *,
-        chunk_tokens: int | None = None,
-        overlap: int = 0,
-        text_field: str | None = None,
-        glob: str | None = None,
-        sync: bool = False,
-        contextual: bool = True,
-        max_file_mb: float = DEFAULT_MAX_FILE_MB,
-        max_chars: int = DEFAULT_MAX_CHARS,
-        batch_chunks: int = 256,
         show_progress: bool = False,
     ) -> None:
+        options = options or IngestOptions()
+        options.check()
+        chunk_tokens, overlap = options.chunk_tokens, options.overlap
+        text_field, contextual = options.text_field, options.contextual
         self.model = model
         self.store = store
         self.counter = TokenCounter.for_model(model)
@@ -120,11 +81,11 @@ class Ingestor:
         self.context_tokens = min(reserve, budget - self.chunk_tokens)
         self.chunker = Chunker(self.counter, self.chunk_tokens, overlap)
         self.text_field = text_field
-        self.glob = glob
-        self.sync = sync
-        self.max_bytes = int(max_file_mb * 1e6)
-        self.max_chars = max_chars
-        self.batch_chunks = batch_chunks
+        self.glob = options.glob
+        self.sync = options.sync
+        self.max_bytes = int(options.max_file_mb * 1e6)
+        self.max_chars = options.max_chars
+        self.batch_chunks = options.batch_chunks
         self.show_progress = show_progress
         self.recipe = json.dumps(
             {

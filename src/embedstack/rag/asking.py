@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from embedstack.errors import InvalidInputError
 from embedstack.rag.answer import Answer, Citation, resolve_citations
 from embedstack.rag.llm import ChatModel, ContextWindowError, Message
 from embedstack.rag.prompt import NO_ANSWER, build_prompt
+from embedstack.types import Hit
 
-if TYPE_CHECKING:
-    from embedstack.collection import Collection
+# Retrieval as RAG sees it: (query, k) -> hits, best first, with a "dense" stage score.
+Retrieve = Callable[[str, int], list[Hit]]
 
 # Cosine similarity of the best chunk below which the documents are taken to say nothing about
 # the question. Calibrated for all-MiniLM-L6-v2 on the SEC 10-Q questions against off-topic
@@ -50,7 +50,7 @@ class AnswerStream:
 
 
 def ask(
-    collection: Collection,
+    retrieve: Retrieve,
     question: str,
     llm: ChatModel,
     *,
@@ -59,15 +59,19 @@ def ask(
     history: Sequence[Message] = (),
     min_relevance: float = DEFAULT_MIN_RELEVANCE,
     answer_tokens: int = 256,
-    mode: str = "hybrid",
 ) -> Answer | AnswerStream:
+    """Answer `question` from what `retrieve` finds, citing it; see `Collection.ask`.
+
+    When no hit has a dense score of at least `min_relevance` (a keyword-only retriever
+    has none), the documents are taken to say nothing and the LLM is not called.
+    """
     if not isinstance(question, str) or not question.strip():
         raise InvalidInputError("the question is empty")
     started = time.perf_counter()
     search_query = rewrite(question, history, llm) if history else question
-    hits = collection.search(search_query, k=k, mode=mode)
-    best = max((h.scores_by_stage.get("dense", h.score) for h in hits), default=-1.0)
-    if mode == "keyword" or best < min_relevance:
+    hits = retrieve(search_query, k)
+    best = max((h.scores_by_stage.get("dense", -1.0) for h in hits), default=-1.0)
+    if best < min_relevance:
         no_answer = Answer(question, NO_ANSWER, grounded=False, search_query=search_query,
                            raw_text=NO_ANSWER, llm=llm.name)  # fmt: skip
         no_answer.seconds = time.perf_counter() - started

@@ -14,7 +14,11 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 class ChatModel(Protocol):
     name: str
-    context_window: int  # tokens, prompt and answer together
+
+    @property
+    def context_window(self) -> int:
+        """Tokens, prompt and answer together."""
+        ...
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model would see for `text` (exact locally, estimated for endpoints)."""

@@ -9,26 +9,32 @@ import numpy as np
 from embedstack.errors import InvalidInputError
 
 RRF_K = 60  # Cormack et al. (2009); the constant every RRF implementation uses
-Ranked = list[tuple[int, float]]  # (id, score), best first
+Ranked = list[tuple[str, float]]  # (chunk id, score), best first
 
 
 def reciprocal_rank_fusion(lists: Sequence[Ranked], k: int = RRF_K) -> Ranked:
     """Σ 1/(k + rank) over the lists an id appears in (ranks from 1); best first.
 
-    Rank-based, so it needs no score calibration between BM25 and cosine similarity.
+    Rank-based, so it needs no score calibration between BM25 and cosine similarity. Ties
+    keep the order in which ids first appear (the first list's first).
     """
-    fused: dict[int, float] = {}
+    fused: dict[str, float] = {}
     for ranked in lists:
         for rank, (item, _) in enumerate(ranked, start=1):
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+    return _best_first(fused)
+
+
+def _best_first(fused: dict[str, float]) -> Ranked:
+    """Sorted by score; a stable sort keeps ties in first-appearance order."""
+    return sorted(fused.items(), key=lambda pair: -pair[1])
 
 
 def weighted_fusion(lists: Sequence[Ranked], weights: Sequence[float]) -> Ranked:
     """Σ weight × min-max-normalised score (an id missing from a list scores 0 there)."""
     if len(weights) != len(lists):
         raise InvalidInputError(f"{len(lists)} ranked lists but {len(weights)} weights")
-    fused: dict[int, float] = {}
+    fused: dict[str, float] = {}
     for ranked, weight in zip(lists, weights, strict=True):
         if not ranked:
             continue
@@ -37,7 +43,7 @@ def weighted_fusion(lists: Sequence[Ranked], weights: Sequence[float]) -> Ranked
         for (item, _), score in zip(ranked, scores, strict=True):
             normalised = (score - low) / span if span > 0 else 1.0
             fused[item] = fused.get(item, 0.0) + weight * float(normalised)
-    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+    return _best_first(fused)
 
 
 def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:

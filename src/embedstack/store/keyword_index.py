@@ -95,11 +95,14 @@ def document_key(metadata: Mapping[str, Any]) -> str | None:
 
 
 class KeywordIndex:
-    """Postings per chunk and per document plus corpus statistics, on a shared connection."""
+    """Postings per chunk and per document plus corpus statistics.
+
+    Holds no connection: each call gets the one it must use (the store's writer inside a
+    write transaction, or the calling thread's reader), so one index serves many threads.
+    """
 
     def __init__(
         self,
-        db: sqlite3.Connection,
         analyzer: Analyzer,
         k1: float,
         b: float,
@@ -109,27 +112,31 @@ class KeywordIndex:
             raise InvalidInputError(
                 f"bm25_document_weight must be 0 or more, not {document_weight}"
             )
-        self._db = db
         self.analyzer = analyzer
         self.k1 = k1
         self.b = b
         self.document_weight = document_weight
         self.signature = f"{INDEX_VERSION}:{analyzer.signature}"
 
-    def create(self, fresh: bool = False) -> None:
+    def create(self, db: sqlite3.Connection, fresh: bool = False) -> None:
         """Create the tables (dropping old ones first when `fresh`); outside a transaction."""
         if fresh:
             for table in (*TABLES, "keyword_docs"):  # keyword_docs: the version 1 name
-                self._db.execute(f"DROP TABLE IF EXISTS {table}")
-            self._db.execute("DELETE FROM meta WHERE key LIKE 'keyword_%'")
-        self._db.executescript(SCHEMA)
-        self._db.executemany("INSERT OR IGNORE INTO meta VALUES (?, '0')", [(s,) for s in STATS])
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            db.execute("DELETE FROM meta WHERE key LIKE 'keyword_%'")
+        db.executescript(SCHEMA)
+        db.executemany("INSERT OR IGNORE INTO meta VALUES (?, '0')", [(s,) for s in STATS])
 
     def add(
-        self, vids: Sequence[int], texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]
+        self,
+        db: sqlite3.Connection,
+        vids: Sequence[int],
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
     ) -> None:
         """Index new rows; call inside the write transaction that inserts them."""
-        chunks, postings = [], []
+        chunks: list[tuple[int, int, int | None]] = []
+        postings: list[tuple[str, int, int, int, int | None]] = []
         documents: dict[int, tuple[Counter, list[int]]] = {}  # id -> (term counts, [len, n])
         ids: dict[str, int] = {}
         new_documents = 0
@@ -140,7 +147,7 @@ class KeywordIndex:
             key = document_key(meta)
             if key is not None:
                 if key not in ids:
-                    ids[key], created = self._document_id(key)
+                    ids[key], created = self._document_id(db, key)
                     new_documents += created
                 document = ids[key]
                 counts, sizes = documents.setdefault(document, (Counter(), [0, 0]))
@@ -149,90 +156,95 @@ class KeywordIndex:
                 sizes[1] += 1
             chunks.append((vid, length, document))
             postings.extend((t, vid, tf, length, document) for t, tf in terms.items())
-        self._db.executemany("INSERT INTO keyword_chunks VALUES (?, ?, ?)", chunks)
-        self._db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?, ?)", postings)
-        self._db.executemany(
+        db.executemany("INSERT INTO keyword_chunks VALUES (?, ?, ?)", chunks)
+        db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?, ?)", postings)
+        db.executemany(
             "INSERT INTO document_postings VALUES (?, ?, ?) "
             "ON CONFLICT (term, document) DO UPDATE SET tf = tf + excluded.tf",
             ((t, d, tf) for d, (counts, _) in documents.items() for t, tf in counts.items()),
         )
-        self._db.executemany(
+        db.executemany(
             "UPDATE keyword_documents SET length = length + ?, chunks = chunks + ? "
             "WHERE document = ?",
             ((length, n, d) for d, (_, (length, n)) in documents.items()),
         )
         self._bump(
+            db,
             len(chunks),
             sum(length for _, length, _ in chunks),
             new_documents,
             sum(length for _, (length, _) in documents.values()),
         )
 
-    def _document_id(self, key: str) -> tuple[int, bool]:
+    @staticmethod
+    def _document_id(db: sqlite3.Connection, key: str) -> tuple[int, bool]:
         """(id of the document with this key, whether it was created now)."""
-        row = self._db.execute(
+        row = db.execute(
             "SELECT document FROM keyword_documents WHERE key = ?", (key,)
         ).fetchone()
         if row:
             return row[0], False
-        cursor = self._db.execute(
+        cursor = db.execute(
             "INSERT INTO keyword_documents (key, length, chunks) VALUES (?, 0, 0)", (key,)
         )
-        return cursor.lastrowid, True
+        return int(cursor.lastrowid or 0), True
 
-    def remove(self, vids: Sequence[int]) -> None:
+    def remove(self, db: sqlite3.Connection, vids: Sequence[int]) -> None:
         """Drop rows from the index; call inside the write transaction that deletes them."""
         if not len(vids):
             return
         in_list = "IN (SELECT value FROM json_each(?))"
         encoded = json.dumps([int(v) for v in vids])
-        count, length = self._db.execute(
+        count, length = db.execute(
             f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM keyword_chunks WHERE vid {in_list}",
             (encoded,),
         ).fetchone()
-        document_terms = self._db.execute(
+        document_terms = db.execute(
             "SELECT document, term, SUM(tf) FROM postings "
             f"WHERE vid {in_list} AND document IS NOT NULL GROUP BY document, term",
             (encoded,),
         ).fetchall()
-        sizes = self._db.execute(
+        sizes = db.execute(
             "SELECT document, SUM(length), COUNT(*) FROM keyword_chunks "
             f"WHERE vid {in_list} AND document IS NOT NULL GROUP BY document",
             (encoded,),
         ).fetchall()
-        self._db.executemany(
+        db.executemany(
             "UPDATE document_postings SET tf = tf - ? WHERE term = ? AND document = ?",
             ((tf, term, document) for document, term, tf in document_terms),
         )
-        self._db.executemany(
+        db.executemany(
             "DELETE FROM document_postings WHERE term = ? AND document = ? AND tf <= 0",
             ((term, document) for document, term, _ in document_terms),
         )
-        self._db.executemany(
+        db.executemany(
             "UPDATE keyword_documents SET length = length - ?, chunks = chunks - ? "
             "WHERE document = ?",
             ((size, n, document) for document, size, n in sizes),
         )
-        emptied = self._db.executemany(
+        emptied = db.executemany(
             "DELETE FROM keyword_documents WHERE document = ? AND chunks <= 0",
             ((document,) for document, _, _ in sizes),
         ).rowcount
-        self._db.execute(f"DELETE FROM postings WHERE vid {in_list}", (encoded,))
-        self._db.execute(f"DELETE FROM keyword_chunks WHERE vid {in_list}", (encoded,))
-        self._bump(-count, -length, -emptied, -sum(size for _, size, _ in sizes))
+        db.execute(f"DELETE FROM postings WHERE vid {in_list}", (encoded,))
+        db.execute(f"DELETE FROM keyword_chunks WHERE vid {in_list}", (encoded,))
+        self._bump(db, -count, -length, -emptied, -sum(size for _, size, _ in sizes))
 
-    def _bump(self, chunks: int, terms: int, documents: int, document_terms: int) -> None:
-        self._db.executemany(
+    @staticmethod
+    def _bump(
+        db: sqlite3.Connection, chunks: int, terms: int, documents: int, document_terms: int
+    ) -> None:
+        db.executemany(
             "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
             zip((chunks, terms, documents, document_terms), STATS, strict=True),
         )
 
     def search(
         self,
+        db: sqlite3.Connection,
         query: str,
         k: int,
         allowed: np.ndarray | None = None,
-        db: sqlite3.Connection | None = None,
     ) -> list[tuple[int, float]]:
         """Top-k (vid, BM25 score) for a query text; [] when it has no searchable terms.
 
@@ -243,7 +255,6 @@ class KeywordIndex:
         if not query_terms:
             return []
         terms = json.dumps([t for t, _ in query_terms.most_common(MAX_QUERY_TERMS)])
-        db = db or self._db
         chunks, chunk_terms, documents, document_terms = self._stats(db)
         chunk_weights = _weights(db, "postings", terms, query_terms, chunks)
         if not chunk_weights:
@@ -282,9 +293,9 @@ class KeywordIndex:
         chunks, chunk_terms, documents, document_terms = (found.get(s, 0) for s in STATS)
         return max(chunks, 1), chunk_terms, documents, document_terms
 
-    def rebuild(self, rows: Sequence[tuple[int, str, str]]) -> None:
+    def rebuild(self, db: sqlite3.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
         """Index existing (vid, text, metadata JSON) rows: collections made before this index."""
-        self.add([r[0] for r in rows], [r[1] for r in rows], [json.loads(r[2]) for r in rows])
+        self.add(db, [r[0] for r in rows], [r[1] for r in rows], [json.loads(r[2]) for r in rows])
 
 
 def _weights(

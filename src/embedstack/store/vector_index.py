@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -24,7 +25,7 @@ class VectorIndex:
         self.kind = kind
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
-        self._index = self._empty()
+        self._index: Any = self._empty()  # a faiss.IndexIDMap2 (read_index types it as Index)
         self._dead: set[int] = set()
 
     def _empty(self) -> faiss.IndexIDMap2:
@@ -73,8 +74,8 @@ class VectorIndex:
         if self._index.ntotal == 0:
             empty = np.full((len(queries), 1), -1, dtype=np.int64)
             return np.zeros(empty.shape, dtype=np.float32), empty
-        keep_alive = []  # FAISS selectors hold raw pointers: keep the Python objects alive
-        selector = None
+        keep_alive: list[Any] = []  # FAISS selectors hold raw pointers: keep them alive
+        selector: Any = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
             keep_alive.append(selector)
@@ -82,8 +83,9 @@ class VectorIndex:
             dead = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))
             selector = faiss.IDSelectorNot(dead)
             keep_alive.extend([dead, selector])
+        params: Any
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))  # type: ignore[attr-defined]
         else:
             params = faiss.SearchParameters()
         if selector is not None:

@@ -1,0 +1,35 @@
+"""`IngestOptions`: how files become chunks, as the Python API, the CLI and the server pass it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embedstack.errors import InvalidInputError
+from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    glob: str | None = None  # only files matching this pattern (in folders)
+    sync: bool = False  # also remove files gone from the folders walked
+    chunk_tokens: int | None = None  # default: what the model reads, less the context line
+    overlap: int = 0  # tokens repeated at the start of the next chunk
+    text_field: str | None = None  # CSV/JSONL: the column with the text (default: guessed)
+    contextual: bool = True  # embed each chunk with its file name, title and headings
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+    max_chars: int = DEFAULT_MAX_CHARS
+    batch_chunks: int = 256  # chunks embedded per encoder call, across files
+
+    def check(self) -> None:
+        for name in ("chunk_tokens", "overlap", "max_chars", "batch_chunks"):
+            value = getattr(self, name)
+            if value is None and name == "chunk_tokens":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+            if value < (0 if name == "overlap" else 1):
+                raise InvalidInputError(f"{name} must be at least {int(name != 'overlap')}")
+        if isinstance(self.max_file_mb, bool) or not isinstance(self.max_file_mb, int | float):
+            raise InvalidInputError(f"max_file_mb must be a number, got {self.max_file_mb!r}")
+        if self.max_file_mb <= 0:
+            raise InvalidInputError("max_file_mb must be more than 0")

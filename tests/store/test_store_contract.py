@@ -1,0 +1,185 @@
+"""The contract every store backend passes (`store/base.py`).
+
+Adding a backend means adding one entry to `BACKENDS` (a function that opens an empty store
+of the given dimension in a fresh place); every test here then runs against it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedstack.config import CollectionConfig
+from embedstack.errors import InvalidInputError
+from embedstack.store.base import KEYWORD, MANIFEST, IngestStore
+from embedstack.store.factory import open_store
+from embedstack.store.filters import matches, parse_filter
+from embedstack.types import SourceRecord
+from tests.conftest import unit_vectors
+
+DIM = 16
+
+
+def _local(folder: Path, dim: int) -> IngestStore:
+    return open_store(folder, CollectionConfig(model="contract-test", dim=dim))
+
+
+BACKENDS: dict[str, Callable[[Path, int], IngestStore]] = {"local": _local}
+
+ROWS = {
+    "apple": ("Apples grow on trees in cool orchards.", {"kind": "fruit", "price": 3, "red": True}),
+    "banana": ("Bananas are yellow tropical fruit.", {"kind": "fruit", "price": 1, "red": False}),
+    "carrot": ("Carrots are orange root vegetables.", {"kind": "vegetable", "price": 2}),
+    "radish": ("Radishes are small red root vegetables.", {"kind": "vegetable", "red": True}),
+    "pizza": ("Pizza is baked dough with tomato and cheese.", {"kind": "dish", "price": 9.5}),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request, tmp_path):
+    opened = BACKENDS[request.param](tmp_path / "store", DIM)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def filled(store):
+    ids = list(ROWS)
+    store.upsert(
+        ids, [ROWS[i][0] for i in ids], [ROWS[i][1] for i in ids], unit_vectors(len(ids), DIM, 7)
+    )
+    return store
+
+
+def contents(store: IngestStore) -> dict:
+    return {c.id: (c.text, c.metadata) for c in store.get(store.ids())}
+
+
+def test_rows_round_trip_in_insertion_order(filled):
+    assert filled.ids() == list(ROWS)
+    assert filled.count() == len(ROWS)
+    chunks = filled.get(["pizza", "nope", "apple", "pizza"])
+    assert [c.id for c in chunks] == ["pizza", "apple"]
+    assert chunks[1].text == ROWS["apple"][0] and chunks[1].metadata == ROWS["apple"][1]
+
+
+def test_upsert_replaces_by_id_and_delete_counts_what_existed(filled):
+    replacement = unit_vectors(1, DIM, 99)
+    filled.upsert(["apple"], ["Green apples."], [{"kind": "fruit", "price": 4}], replacement)
+    assert filled.count() == len(ROWS)
+    assert filled.get(["apple"])[0].text == "Green apples."
+    np.testing.assert_allclose(filled.vectors(["apple"])[0], replacement[0], atol=1e-6)
+    assert filled.dense(replacement, 1)[0][0][0] == "apple"
+    assert filled.delete(["apple", "banana", "not-there"]) == 2
+    assert filled.ids() == ["carrot", "radish", "pizza"]
+    assert filled.dense(replacement, 10)[0] and "apple" not in dict(filled.dense(replacement, 10)[0])
+
+
+def test_a_failing_write_changes_nothing(filled):
+    before = contents(filled)
+    with pytest.raises(InvalidInputError):
+        filled.upsert(["apple", "new"], ["a", "b"], [{}, {}], unit_vectors(1, DIM))  # 1 vector
+    assert contents(filled) == before
+
+
+def test_dense_returns_ids_with_cosine_best_first(filled):
+    vectors = filled.vectors(list(ROWS))
+    found = filled.dense(vectors[[2]], 3)[0]
+    assert found[0][0] == "carrot" and found[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    np.testing.assert_array_equal(filled.vectors(["unknown"]), np.zeros((1, DIM), np.float32))
+
+
+FILTERS = [
+    {"kind": "fruit"},
+    {"price": {"$gte": 2}},
+    {"red": True},
+    {"red": {"$ne": True}},
+    {"kind": {"$in": ["dish", "vegetable"]}, "price": {"$lt": 5}},
+    {"$or": [{"kind": "dish"}, {"red": True}]},
+    {"kind": {"$nin": ["fruit"]}},
+    {"price": {"$gt": "2"}},  # a string never compares with numbers
+    {"kind": "nothing"},
+]
+
+
+@pytest.mark.parametrize("spec", FILTERS)
+def test_filters_select_exactly_what_matches_says(filled, spec):
+    where = parse_filter(spec)
+    expected = {i for i, (_, meta) in ROWS.items() if matches(where, meta)}
+    assert filled.count(where) == len(expected)
+    query = unit_vectors(1, DIM, 3)
+    dense = filled.dense(query, 10, where)[0]
+    assert {i for i, _ in dense} == expected  # k hits whenever k rows match
+    if KEYWORD in filled.capabilities:
+        hits = filled.keyword("fruit vegetables tomato red yellow", 10, where)
+        assert {i for i, _ in hits} <= expected
+
+
+def test_keyword_search_finds_terms_and_respects_filters(filled):
+    if KEYWORD not in filled.capabilities:
+        pytest.skip("no keyword capability")
+    assert filled.keyword("orange root vegetables", 2)[0][0] == "carrot"
+    assert [i for i, _ in filled.keyword("root", 5, parse_filter({"red": True}))] == ["radish"]
+    assert filled.keyword("zzzz qqqq", 5) == []
+    filled.delete(["carrot"])
+    assert "carrot" not in dict(filled.keyword("orange root vegetables", 5))
+
+
+def test_manifest_swaps_a_files_chunks_in_one_write(store):
+    if MANIFEST not in store.capabilities:
+        pytest.skip("no manifest capability")
+    first = SourceRecord("/docs/a.md", "h1", "r", "markdown", ("a#0", "a#1"), 1.0)
+    store.replace_source(first, ["one", "two"], [{}, {}], unit_vectors(2, DIM))
+    assert store.source("/docs/a.md") == first and store.ids() == ["a#0", "a#1"]
+    second = SourceRecord("/docs/a.md", "h2", "r", "markdown", ("a#0",), 2.0)
+    assert store.replace_source(second, ["new one"], [{}], unit_vectors(1, DIM, 5)) == 2
+    assert store.ids() == ["a#0"] and store.get(["a#0"])[0].text == "new one"
+    assert store.sources() == [second]
+    assert store.remove_source("/docs/a.md") == 1
+    assert store.count() == 0 and store.sources() == [] and store.source("/docs/a.md") is None
+
+
+def test_a_healthy_store_checks_clean(filled):
+    assert filled.check() == []
+
+
+def test_readers_in_threads_see_committed_rows_only(filled):
+    """Searches from 4 threads while one thread upserts and deletes: no errors, and every id
+    returned has the text of one committed write."""
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    query = unit_vectors(1, DIM, 11)
+
+    def write() -> None:
+        for round_ in range(40):
+            ids = [f"w{round_}-{n}" for n in range(5)]
+            filled.upsert(ids, [f"text of {i}" for i in ids], [{"round": round_}] * 5,
+                          unit_vectors(5, DIM, round_))  # fmt: skip
+            if round_ % 2:
+                filled.delete(ids[:3])
+        stop.set()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                found = [i for i, _ in filled.dense(query, 20)[0]]
+                for chunk in filled.get(found):
+                    assert chunk.text in (ROWS.get(chunk.id, ("",))[0], f"text of {chunk.id}")
+                assert filled.count() >= len(ROWS)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            stop.set()
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    write()
+    for thread in readers:
+        thread.join()
+    assert not errors, errors[0]
+    assert filled.count() == len(ROWS) + 20 * 5 + 20 * 2
