@@ -8,6 +8,7 @@ from pathlib import Path
 from charset_normalizer import from_bytes
 
 from embedstack.errors import IngestError
+from embedstack.ingest.detect import bomless_utf16
 from embedstack.ingest.documents import Block, Document
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
@@ -15,14 +16,20 @@ PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 (with or without BOM) first, then charset detection."""
+    """(text, encoding): by BOM, as UTF-16 without BOM, as UTF-8, then by charset detection.
+
+    BOM-less UTF-16 goes before UTF-8: English in UTF-16 is valid UTF-8, with a NUL after
+    every letter.
+    """
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             return data.decode(encoding), encoding
+    encoding = bomless_utf16(data) or "utf-8"
     try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+        return data.decode(encoding), encoding
+    except UnicodeDecodeError as exc:
+        if encoding != "utf-8":  # a lone surrogate after the sample
+            raise IngestError(f"undecodable text (best guess {encoding}): {exc}") from exc
     encoding = _legacy_encoding(data[:1_000_000])
     try:
         return data.decode(encoding), encoding
