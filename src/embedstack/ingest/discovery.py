@@ -179,4 +179,4 @@ def _too_large(size: str, max_bytes: int) -> IngestError:
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / 1e6:,.1f}".removesuffix(".0")
+    return f"{n / 1e6:,.6g}"  # 200, 0.5, 0.0002
