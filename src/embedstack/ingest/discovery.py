@@ -144,6 +144,12 @@ _SPECIAL_KINDS = (
 )
 
 
+# O_NONBLOCK: opening a pipe put in the file's place since the stat must not wait for a writer
+# (POSIX only, like pipes that hang an open; O_BINARY is Windows only).
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+
+
 def _require_regular(mode: int) -> None:
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "special file")
@@ -155,21 +161,34 @@ def read_file(path: Path, max_bytes: int) -> bytes:
     socket (checked before opening, and again on the open file in case it was swapped), and
     when over `max_bytes` (by its size, or by what was read: at most `max_bytes` + 1 bytes)."""
     _require_regular(os.stat(path).st_mode)  # follows symlinks: a link to /dev/zero is a device
-    # O_NONBLOCK: opening a pipe put in the file's place since the stat must not wait for a writer
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    fd = os.open(path, _OPEN_FLAGS)
     try:
         info = os.fstat(fd)
         _require_regular(info.st_mode)
-        os.set_blocking(fd, True)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
         if info.st_size > max_bytes:
             raise _too_large(f"{info.st_size / 1e6:,.1f} MB", max_bytes)
-        with open(fd, "rb", closefd=False) as handle:
-            data = handle.read(max_bytes + 1)  # whatever st_size said (0 for /proc files)
+        data = _read_at_most(fd, max_bytes + 1, info.st_size)
     finally:
         os.close(fd)
-    if len(data) > max_bytes:  # it grew while being read
+    if len(data) > max_bytes:  # it grew while being read, or stat said 0 (/proc files)
         raise _too_large(f"over {_megabytes(max_bytes)} MB when read", max_bytes)
     return data
+
+
+def _read_at_most(fd: int, limit: int, size: int) -> bytes:
+    """Up to `limit` bytes, whatever `size` (from stat) said; asks for size + 1 first, so a
+    small file costs one read and no buffer of `limit` bytes (which read(limit) allocates)."""
+    parts: list[bytes] = []
+    total = 0
+    while total < limit:
+        piece = os.read(fd, min(limit - total, max(size - total + 1, 1 << 20)))
+        if not piece:
+            break
+        parts.append(piece)
+        total += len(piece)
+    return b"".join(parts)
 
 
 def _too_large(size: str, max_bytes: int) -> IngestError:
