@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import docx
@@ -102,3 +104,24 @@ Beer traps catch [slugs](https://example.org/slugs) overnight.
 water_schedule = "weekly"
 ```
 """
+
+
+def png_bytes(width: int = 32, height: int = 32) -> bytes:
+    """A real PNG image (an RGB gradient), built with zlib: binary that must stay binary."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    rows = b"".join(
+        b"\x00" + bytes(v for x in range(width) for v in (x * 8 % 256, y * 8 % 256, (x + y) % 256))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

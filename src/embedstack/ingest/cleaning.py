@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from typing import Any
 
 # Soft hyphen, zero-width characters and BOM vanish; other control characters become spaces.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only in a str from JSON escapes or surrogateescape
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _HYPHENATED_BREAK = re.compile(r"(?<=[^\W\d_])-[ \t]*\n[ \t]*(?=[a-z])")
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newlines
@@ -25,9 +27,30 @@ MIN_PAGES_FOR_RUNNING_LINES = 3
 NOT_TITLES = {"table of contents", "contents", "confidential", "draft", "page"}
 
 
+def replace_surrogates(text: str) -> str:
+    """Lone surrogates (which UTF-8 cannot store) become U+FFFD; a valid pair becomes its
+    character. A JSON escape such as "\\ud800" or a surrogateescape'd byte puts them in a str."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def scrub(value: Any) -> Any:
+    """`replace_surrogates` on every string in a metadata value (keys, lists, nested dicts)."""
+    if isinstance(value, str):
+        return replace_surrogates(value)
+    if isinstance(value, dict):
+        return {scrub(key): scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(scrub(item) for item in value)
+    return value
+
+
 def clean_text(text: str) -> str:
-    """NFKC, no invisible or control characters, joined hyphenated line breaks, tidy spaces."""
-    text = unicodedata.normalize("NFKC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """NFKC, no invisible or control characters, joined hyphenated line breaks, tidy spaces;
+    lone surrogates become U+FFFD."""
+    text = replace_surrogates(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = unicodedata.normalize("NFKC", text)
     text = _CONTROL.sub(" ", text.translate(_INVISIBLE))
     text = _HYPHENATED_BREAK.sub("", text)  # "infor-\nmation" -> "information"
     text = _SPACES.sub(" ", text)

@@ -6,7 +6,9 @@ as .md); the extension only chooses between text formats that look alike.
 
 from __future__ import annotations
 
+import codecs
 import io
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -30,6 +32,37 @@ EXTENSIONS = {
 }
 FORMATS = sorted(set(EXTENSIONS.values()))
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_SAMPLE_BYTES = 4096
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+
+
+def bomless_utf16(data: bytes) -> str | None:
+    """The encoding ("utf-16-le" or "-be") when `data` is UTF-16 text without a BOM, else None.
+
+    Characters below U+0100 (Latin letters, digits, spaces, line breaks) have a zero high
+    byte, so such text has NULs at odd offsets (little-endian) or even ones (big-endian) and
+    almost none at the others; binary data has NULs at both, or next to none. The sample must
+    then decode cleanly (no lone surrogates) to characters that are not control codes.
+    """
+    if len(data) % 2:
+        return None
+    sample = data[:_SAMPLE_BYTES]
+    pairs = len(sample) // 2
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    encoding, high, low = ("utf-16-le", odd, even) if odd > even else ("utf-16-be", even, odd)
+    if high < max(2, pairs // 20) or low * 4 > high:
+        return None
+    try:
+        text = codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return None
+    strange = sum(
+        1
+        for char in text
+        if unicodedata.category(char) in ("Cc", "Cn", "Co") and char not in _TEXT_CONTROLS
+    )
+    return encoding if strange * 100 <= len(text) else None
 
 
 def detect_format(path: Path, data: bytes) -> str:
@@ -43,7 +76,10 @@ def detect_format(path: Path, data: bytes) -> str:
         return _zip_format(data)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise IngestError("legacy Office file (.doc/.xls): save it as .docx first")
-    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    utf16 = "utf-16" if head.startswith(_UTF16_BOMS) else bomless_utf16(data)
+    if utf16:  # look for markup in the characters, not in bytes interleaved with NULs
+        head = head.decode(utf16, "replace").encode("utf-8")
+    elif b"\x00" in head:
         raise IngestError("binary content, not text (NUL bytes)")
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if start.startswith(_HTML_MARKERS) or (start.startswith(b"<?xml") and b"<html" in start):

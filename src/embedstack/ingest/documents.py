@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedstack.ingest.cleaning import clean_text
+from embedstack.ingest.cleaning import clean_text, replace_surrogates, scrub
 
 BLOCK_SEPARATOR = "\n\n"
 
@@ -54,6 +54,8 @@ class Document:
     def from_blocks(
         cls, source: Path, format: str, blocks: Iterable[Block], **extra: Any
     ) -> Document:
+        """Clean and join the blocks; title, heading paths and metadata are made storable too
+        (a lone surrogate from a JSON escape would otherwise fail the write, not the file)."""
         parts: list[str] = []
         spans: list[BlockSpan] = []
         offset = 0
@@ -65,11 +67,10 @@ class Document:
                 parts.append(BLOCK_SEPARATOR)
                 offset += len(BLOCK_SEPARATOR)
             parts.append(text)
-            spans.append(
-                BlockSpan(offset, offset + len(text), block.page, block.heading_path, block.kind)
-            )
+            headings = tuple(map(replace_surrogates, block.heading_path))
+            spans.append(BlockSpan(offset, offset + len(text), block.page, headings, block.kind))
             offset += len(text)
-        return cls(source, format, "".join(parts), spans, **extra)
+        return cls(source, format, "".join(parts), spans, **scrub(extra))
 
     def span_at(self, offset: int) -> BlockSpan:
         """The block containing a character offset (or the nearest one before it)."""

@@ -47,10 +47,18 @@ def load_html(path: Path, data: bytes) -> list[Document]:
 def _is_boilerplate(tag: Tag) -> bool:
     if tag.name in ("html", "body", "main", "article"):
         return False
-    if _DROP_ROLES.match(tag.get("role") or ""):
+    if _DROP_ROLES.match(_attribute(tag, "role")):
         return True
-    names = " ".join([*(tag.get("class") or []), tag.get("id") or ""])
+    names = " ".join([_attribute(tag, "class"), _attribute(tag, "id")])
     return bool(names.strip()) and bool(_BOILERPLATE.search(names))
+
+
+def _attribute(tag: Tag, name: str) -> str:
+    """An attribute as one string (bs4 gives multi-valued ones such as class as a list)."""
+    value = tag.get(name)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else " ".join(value)
 
 
 def _main_content(soup: BeautifulSoup) -> Tag | None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from charset_normalizer import from_bytes
 
 from embedstack.errors import IngestError
+from embedstack.ingest.cleaning import replace_surrogates
+from embedstack.ingest.detect import bomless_utf16
 from embedstack.ingest.documents import Block, Document
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
@@ -15,17 +17,21 @@ PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 (with or without BOM) first, then charset detection."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding), encoding
+    """(text, encoding): by BOM, as UTF-16 without BOM, as UTF-8, then by charset detection.
+
+    BOM-less UTF-16 goes before UTF-8: English in UTF-16 is valid UTF-8, with a NUL after
+    every letter. A lone surrogate (in UTF-16, or encoded in UTF-8 as JavaScript and Java
+    write it) becomes U+FFFD rather than sending the whole file to charset detection.
+    """
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    encoding = encoding or bomless_utf16(data)
+    if encoding is None:
+        try:
+            return replace_surrogates(data.decode("utf-8", "surrogatepass")), "utf-8"
+        except UnicodeDecodeError:
+            encoding = _legacy_encoding(data[:1_000_000])
     try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    encoding = _legacy_encoding(data[:1_000_000])
-    try:
-        return data.decode(encoding), encoding
+        return replace_surrogates(data.decode(encoding, "surrogatepass")), encoding
     except UnicodeDecodeError as exc:
         raise IngestError(f"undecodable text (best guess {encoding}): {exc}") from exc
 
