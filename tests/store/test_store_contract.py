@@ -76,7 +76,8 @@ def test_upsert_replaces_by_id_and_delete_counts_what_existed(filled):
     assert filled.dense(replacement, 1)[0][0][0] == "apple"
     assert filled.delete(["apple", "banana", "not-there"]) == 2
     assert filled.ids() == ["carrot", "radish", "pizza"]
-    assert filled.dense(replacement, 10)[0] and "apple" not in dict(filled.dense(replacement, 10)[0])
+    remaining = dict(filled.dense(replacement, 10)[0])
+    assert remaining and "apple" not in remaining
 
 
 def test_a_failing_write_changes_nothing(filled):
