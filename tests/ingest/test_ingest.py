@@ -238,3 +238,17 @@ def test_kill_9_mid_ingest_leaves_each_file_old_or_new(tmp_path, model):
         assert report.ok and len(report.unchanged) == len(after) - (after[file00] == first[file00])
         assert len(consistent(kb_path)) == 16
         assert kb.search("mountain railways", k=1)[0].metadata["file_name"] == "file00.md"
+
+
+def test_the_text_limit_counts_characters_not_bytes(tmp_path, model):
+    """80 characters of UTF-16 are 162 bytes: within a 100-character limit; 120 are not."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "short.txt").write_bytes(("Grüße aus Köln, " * 5).encode("utf-16"))
+    (folder / "long.txt").write_bytes(("Grüße aus Köln, " * 8).encode("utf-16"))
+    with Collection.open(tmp_path / "kb", model) as kb:
+        report = kb.ingest(folder, max_chars=100)
+        assert [Path(p).name for p in report.added] == ["short.txt"]
+        assert [(Path(f.path).name, f.reason.split(":")[0]) for f in report.failed] == [
+            ("long.txt", "text too long")
+        ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ from embedstack.rows import validate_rows
 from embedstack.store.base import IngestStore
 from embedstack.types import SourceRecord
 
+log = logging.getLogger(__name__)
+
+MAX_BYTES_PER_CHAR = 4  # UTF-8 and UTF-16 both need at most 4 bytes for one character
 RECIPE_VERSION = 1  # bump when loaders or chunking change what a file turns into
 CONTEXT_TOKENS = 32  # room for the "file — title / heading" line embedded with each chunk
 RESERVED_KEYS = (
@@ -138,6 +142,14 @@ class Ingestor:
         except OSError as exc:
             report.failed.append(FileProblem(str(path), os_reason(exc)))
             return None
+        except Exception as exc:  # a bug on one odd file must not lose the rest of the run
+            log.exception("unexpected error while reading %s", path)
+            report.failed.append(
+                FileProblem(
+                    str(path), f"unexpected error (please report it): {type(exc).__name__}: {exc}"
+                )
+            )
+            return None
         if prepared is None:
             report.unchanged.append(str(path))
         return prepared
@@ -149,8 +161,15 @@ class Ingestor:
         if known and known.content_hash == content_hash and known.recipe == self.recipe:
             return None
         format = detect_format(path, data)
-        if format in ("text", "markdown", "html") and len(data) > self.max_chars:
-            raise IngestError(self._too_long(len(data)))  # fail before decoding 50 MB
+        if (
+            format in ("text", "markdown", "html")
+            and len(data) > MAX_BYTES_PER_CHAR * self.max_chars
+        ):
+            # Surely too long, whatever the encoding: fail before decoding 100s of MB.
+            raise IngestError(
+                f"text too long: {len(data):,} bytes, more than {self.max_chars:,} characters "
+                "in any encoding (raise the limit with --max-chars)"
+            )
         try:
             documents = load_documents(path, data, format, self.text_field)
         except EmbedstackError:
