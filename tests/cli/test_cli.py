@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_shared_data
+from tests.conftest import needs_shared_data, unit_vectors
 from tests.evaluation.test_retrieval import scifact_slice
 
 EMBEDSTACK = Path(sys.executable).parent / "embedstack"
@@ -126,6 +129,39 @@ def test_missing_collection(tmp_path):
     ):
         assert_one_line_error(run(*args), "no collection at")
     assert not (tmp_path / "nope").exists()
+
+
+def damage_database(folder: Path, what: str) -> None:
+    """Overwrite the collection's SQLite file with garbage: all of it, or every page from the
+    `chunks` table's root page on (the header and the first tables stay readable, so SQLite
+    only fails once a command reads the chunks)."""
+    db = folder / "embedstack.db"
+    assert db.is_file() and not (folder / "embedstack.db-wal").exists()
+    start = 0
+    if what == "table pages":
+        with closing(sqlite3.connect(db)) as con:
+            (page_size,) = con.execute("PRAGMA page_size").fetchone()
+            row = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'chunks'").fetchone()
+        assert row is not None, "no 'chunks' table: update this test to the store's schema"
+        start = (row[0] - 1) * page_size
+    size = db.stat().st_size
+    assert 0 <= start < size
+    with db.open("r+b") as handle:
+        handle.seek(start)
+        handle.write(random.Random(0).randbytes(size - start))
+
+
+@pytest.mark.parametrize("what", ["whole file", "table pages"])
+def test_damaged_database_is_one_error_line(tmp_path, what):
+    from embedstack import Collection
+
+    folder = tmp_path / "kb"
+    texts, ids = [r["text"] for r in RECORDS], [r["id"] for r in RECORDS]
+    with Collection.open(folder) as kb:  # vectors given: no model is loaded
+        kb.add(texts, ids=ids, embeddings=unit_vectors(len(texts), kb.config.dim))
+    damage_database(folder, what)
+    assert_one_line_error(run("search", folder, "x", "--mode", "keyword"), "database")
+    assert_one_line_error(run("info", folder), "database")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,234 @@
+"""Collection commands: add, ingest, search, info, delete (registered in app.py).
+
+Named `collection`, not `collections`: a module named like the standard library's would
+shadow it whenever this folder is on sys.path (a script or a REPL started here).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from embedstack.cli.common import (
+    BatchOpt,
+    CollectionArg,
+    JsonOpt,
+    ModeOpt,
+    RerankOpt,
+    err,
+    load_model_with_status,
+    open_existing,
+    out,
+    parse_filter,
+    print_json,
+    user_errors,
+)
+from embedstack.collection import Collection
+from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
+from embedstack.models import DEFAULT_MODEL
+
+
+@user_errors
+def add(
+    collection: CollectionArg,
+    jsonl: Annotated[Path, typer.Option(help='JSON lines: {"id", "text", ...metadata}.')],
+    model: Annotated[
+        str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
+    ] = None,
+    index: Annotated[
+        str | None, typer.Option(help="Index for a new collection: flat (default) | hnsw.")
+    ] = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add (or update, by id) the records of a JSON-lines file."""
+    from embedstack.cli.records import read_jsonl_records
+
+    records = read_jsonl_records(jsonl)
+    with Collection.open(collection, model, index=index) as kb:
+        load_model_with_status(kb)
+        kb.add(
+            records.texts,
+            ids=records.ids,
+            metadata=records.metadata,
+            batch_size=batch_size,
+            show_progress=True,
+        )
+        count = kb.count()
+    if as_json:
+        print_json({"added": len(records.ids), "count": count})
+    else:
+        out.print(f"Added {len(records.ids)} records to {collection} (now {count}).")
+
+
+@user_errors
+def ingest(
+    collection: CollectionArg,
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (read recursively).")],
+    glob: Annotated[
+        str | None, typer.Option(help='Only files matching this pattern, e.g. "*.pdf".')
+    ] = None,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Remove files that are gone from the folders.")
+    ] = False,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per chunk [default: what the model reads].")
+    ] = None,
+    overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 0,
+    text_field: Annotated[
+        str | None, typer.Option(help="CSV column / JSONL field with the text [default: auto].")
+    ] = None,
+    context: Annotated[
+        bool, typer.Option(help="Embed each chunk with its file name, title and headings.")
+    ] = True,
+    max_file_mb: Annotated[float, typer.Option(help="Skip files larger than this.")] = (
+        DEFAULT_MAX_FILE_MB
+    ),
+    max_chars: Annotated[int, typer.Option(help="Skip files (CSV/JSONL: rows) with more text.")] = (
+        DEFAULT_MAX_CHARS
+    ),
+    model: Annotated[
+        str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL); unchanged files are skipped.
+
+    Exits with 1 when some files could not be ingested (each is listed with the reason).
+    """
+    with Collection.open(collection, model) as kb:
+        load_model_with_status(kb)
+        report = kb.ingest(
+            paths, glob=glob, sync=sync, chunk_tokens=chunk_tokens, overlap=overlap,
+            text_field=text_field, contextual=context, max_file_mb=max_file_mb,
+            max_chars=max_chars, show_progress=not as_json,
+        )  # fmt: skip
+        count = kb.count()
+    if as_json:
+        print_json({**report.to_dict(), "count": count})
+    else:
+        print_ingest_report(report, collection, count)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def print_ingest_report(report, collection: Path, count: int) -> None:
+    table = Table("added", "updated", "removed", "unchanged", "failed", "chunks +/-", "seconds")
+    table.add_row(
+        *(str(n) for n in (len(report.added), len(report.updated), len(report.removed),
+                           len(report.unchanged), len(report.failed))),
+        f"+{report.chunks_added} / -{report.chunks_removed}",
+        f"{report.seconds:.1f}",
+    )  # fmt: skip
+    out.print(table)
+    for path in report.removed:
+        out.print(Text(f"removed: {path}"), soft_wrap=True)
+    for problem in report.failed:
+        err.print(Text(f"failed: {problem.path}: {problem.reason}", style="red"), soft_wrap=True)
+    out.print(f"{collection} now holds {count} chunks.")
+
+
+@user_errors
+def search(
+    collection: CollectionArg,
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.")] = 5,
+    filter: Annotated[
+        str | None, typer.Option("--filter", help='Metadata filter, e.g. \'{"lang": "en"}\'.')
+    ] = None,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = None,
+    diversity: Annotated[
+        float, typer.Option(help="MMR diversity, 0 (off) to 1: fewer near-duplicates.")
+    ] = 0.0,
+    fusion: Annotated[str, typer.Option(help="Hybrid fusion: rrf | weighted.")] = "rrf",
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each stage's score and rank per hit.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search a collection: hybrid (BM25 + meaning) by default."""
+    where = parse_filter(filter)
+    with open_existing(collection) as kb:
+        load_model_with_status(kb)
+        hits = kb.search(
+            query, k=k, filter=where, mode=mode, rerank=rerank, diversity=diversity, fusion=fusion
+        )
+    if as_json:
+        print_json([{**hit.to_dict(), "stages": hit.scores_by_stage} for hit in hits])
+        return
+    table = Table(title=Text(f"{len(hits)} hits for {query!r} ({mode})"))
+    columns = ("#", "score", "stages", "id", "text") if explain else ("#", "score", "id", "text")
+    for column in (*columns, "from"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = hit.text if len(hit.text) <= 160 else hit.text[:157] + "…"
+        metadata = describe_origin(hit.metadata)
+        # Text(), not str: stored text is data, and must not be read as Rich markup.
+        cells = [str(rank), f"{hit.score:.4f}"]
+        if explain:
+            cells.append(describe_stages(hit.scores_by_stage))
+        table.add_row(*cells, Text(hit.id), Text(snippet), Text(metadata))
+    out.print(table)
+
+
+def describe_origin(metadata: dict) -> str:
+    """'guide.pdf p.3 · Setup > Install' for ingested chunks; the metadata JSON otherwise."""
+    if "file_name" not in metadata:
+        return json.dumps(metadata, ensure_ascii=False)
+    origin = str(metadata["file_name"])
+    if "page" in metadata:
+        origin += f" p.{metadata['page']}"
+    if "row" in metadata:
+        origin += f" row {metadata['row']}"
+    if "heading" in metadata:
+        origin += f" · {metadata['heading']}"
+    return origin
+
+
+def describe_stages(stages: dict[str, float]) -> str:
+    """'dense 0.61 (#2) · keyword 7.93 (#1) · hybrid 0.0325 (#1)': one line per hit."""
+    parts = []
+    for stage in ("dense", "keyword", "hybrid", "rerank"):
+        if stage in stages:
+            parts.append(f"{stage} {stages[stage]:.4g} (#{int(stages[stage + '_rank'])})")
+        elif stage + "_rank" not in stages and stage in ("dense", "keyword"):
+            parts.append(f"{stage} –")
+    if "mmr_rank" in stages:
+        parts.append(f"mmr #{int(stages['mmr_rank'])}")
+    return " · ".join(parts)
+
+
+@user_errors
+def info(collection: CollectionArg, as_json: JsonOpt = False) -> None:
+    """Show a collection's model, index and size."""
+    with open_existing(collection) as kb:
+        details = kb.info()
+    if as_json:
+        print_json(details)
+        return
+    table = Table(show_header=False)
+    for key, value in details.items():
+        table.add_row(key, Text(str(value)))
+    out.print(table)
+
+
+@user_errors
+def delete(
+    collection: CollectionArg,
+    ids: Annotated[list[str], typer.Argument(help="Ids to delete.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete records by id."""
+    with open_existing(collection) as kb:
+        deleted = kb.delete(ids)
+        count = kb.count()
+    if as_json:
+        print_json({"deleted": deleted, "missing": len(set(ids)) - deleted, "count": count})
+    else:
+        out.print(f"Deleted {deleted} of {len(set(ids))} ids from {collection} (now {count}).")

@@ -1,0 +1,108 @@
+"""`embedstack eval`: retrieval and STS benchmarks. The evaluation package is imported inside
+the commands, so that the CLI starts fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from embedstack.cli.common import (
+    BackendOpt,
+    BaseUrlOpt,
+    BatchOpt,
+    JsonOpt,
+    ModelOpt,
+    ModeOpt,
+    RerankOpt,
+    check_model,
+    load_encoder,
+    out,
+    print_json,
+    user_errors,
+)
+from embedstack.models import DEFAULT_MODEL
+
+eval_app = typer.Typer(
+    help="Evaluate models and pipelines on standard data sets.", no_args_is_help=True
+)
+
+SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
+
+
+def print_report(title: str, rows: list[tuple[str, str]]) -> None:
+    table = Table(title=Text(title))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+
+
+@eval_app.command("retrieval")
+@user_errors
+def eval_retrieval(
+    data: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: SplitOpt = "test",
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    batch_size: BatchOpt = 32,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set, for the chosen search pipeline."""
+    from embedstack.evaluation import evaluate_retrieval, load_beir
+
+    check_model(model, base_url)
+    dataset = load_beir(data, split)  # a corrupt data set fails before the model loads
+    encoder = load_encoder(model, backend, base_url)
+    result = evaluate_retrieval(
+        dataset, encoder, split=split, batch_size=batch_size, mode=mode, rerank=rerank,
+        show_progress=True,
+    )  # fmt: skip
+    if as_json:
+        print_json(result)
+        return
+    rows = [(key, f"{result[key]:.5f}") for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10")]
+    rows += [
+        ("docs/s", f"{result['docs_per_s']:.1f}"),
+        ("queries/s", f"{result['queries_per_s']:.1f}"),
+        ("documents · queries", f"{result['n_docs']} · {result['n_queries']}"),
+    ]
+    pipeline = mode + (f" + rerank {rerank}" if rerank else "")
+    print_report(f"{data} ({split}) · {result['model']} ({result['backend']}) · {pipeline}", rows)
+
+
+@eval_app.command("sts")
+@user_errors
+def eval_sts(
+    data: Annotated[Path, typer.Option(help="STS Benchmark folder with sts-<split>.csv.")],
+    split: SplitOpt = "test",
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Spearman correlation of cosine similarity with gold scores (MTEB's STS protocol)."""
+    from embedstack.evaluation import evaluate_sts, load_sts
+
+    check_model(model, base_url)
+    pairs = load_sts(data, split)
+    encoder = load_encoder(model, backend, base_url)
+    result = evaluate_sts(pairs, encoder, split=split, batch_size=batch_size, show_progress=True)
+    if as_json:
+        print_json(result)
+        return
+    rows = [
+        ("spearman", f"{result['spearman']:.5f}"),
+        ("pearson", f"{result['pearson']:.5f}"),
+        ("sentences/s", f"{result['sentences_per_s']:.1f}"),
+        ("pairs", str(result["n_pairs"])),
+    ]
+    print_report(f"{data} ({split}) · {result['model']} ({result['backend']})", rows)
