@@ -164,6 +164,23 @@ def test_damaged_database_is_one_error_line(tmp_path, what):
     assert_one_line_error(run("info", folder), "database")
 
 
+def test_check_reports_a_healthy_and_a_damaged_collection(tmp_path):
+    from embedstack import Collection
+
+    folder = tmp_path / "kb"
+    texts, ids = [r["text"] for r in RECORDS], [r["id"] for r in RECORDS]
+    with Collection.open(folder) as kb:
+        kb.add(texts, ids=ids, embeddings=unit_vectors(len(texts), kb.config.dim))
+    healthy = run("check", folder, "--json")
+    assert healthy.returncode == 0 and json.loads(healthy.stdout) == {
+        "ok": True, "problems": [], "count": len(ids)
+    }  # fmt: skip
+    damage_database(folder, "table pages")
+    damaged = run("check", folder)
+    assert damaged.returncode == 1 and "Traceback" not in damaged.stderr, damaged.stderr
+    assert damaged.stderr.startswith("problem: ") and "damaged" in damaged.stderr + damaged.stdout
+
+
 @pytest.mark.parametrize(
     "content, words",
     [

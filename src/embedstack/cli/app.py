@@ -27,6 +27,7 @@ app.command()(answers.ask)
 app.command("serve-llm")(answers.serve_llm)
 app.command()(collection.info)
 app.command()(collection.delete)
+app.command()(collection.check)
 app.command()(models.embed)
 
 app.add_typer(evaluation.eval_app, name="eval")

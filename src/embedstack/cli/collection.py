@@ -26,9 +26,11 @@ from embedstack.cli.common import (
     out,
     parse_filter,
     print_json,
+    printable,
     user_errors,
 )
 from embedstack.collection import Collection
+from embedstack.errors import CorruptCollectionError
 from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.models import DEFAULT_MODEL
 
@@ -127,9 +129,10 @@ def print_ingest_report(report, collection: Path, count: int) -> None:
     )  # fmt: skip
     out.print(table)
     for path in report.removed:
-        out.print(Text(f"removed: {path}"), soft_wrap=True)
+        out.print(Text(f"removed: {printable(path)}"), soft_wrap=True)
     for problem in report.failed:
-        err.print(Text(f"failed: {problem.path}: {problem.reason}", style="red"), soft_wrap=True)
+        line = f"failed: {printable(problem.path)}: {printable(problem.reason)}"
+        err.print(Text(line, style="red"), soft_wrap=True)
     out.print(f"{collection} now holds {count} chunks.")
 
 
@@ -216,6 +219,30 @@ def info(collection: CollectionArg, as_json: JsonOpt = False) -> None:
     for key, value in details.items():
         table.add_row(key, Text(str(value)))
     out.print(table)
+
+
+@user_errors
+def check(collection: CollectionArg, as_json: JsonOpt = False) -> None:
+    """Check a collection's database and derived data; exits with 1 when something is wrong.
+
+    Runs SQLite's integrity check, then compares the vectors, metadata rows, keyword index,
+    ingest manifest and vector checkpoint with the stored rows.
+    """
+    try:
+        with open_existing(collection) as kb:
+            problems = kb.check()
+            count = kb.count()
+    except CorruptCollectionError as exc:  # too damaged to open: that is the finding
+        problems, count = [str(exc)], None
+    if as_json:
+        print_json({"ok": not problems, "problems": problems, "count": count})
+    elif problems:
+        for problem in problems:
+            err.print(Text(f"problem: {printable(problem)}", style="red"), soft_wrap=True)
+    else:
+        out.print(f"{collection}: ok ({count} chunks)")
+    if problems:
+        raise typer.Exit(1)
 
 
 @user_errors

@@ -151,20 +151,25 @@ class LocalStore:
         return db
 
     def _open_reader(self) -> sqlite3.Connection:
+        """A connection that cannot write: `query_only` where the file is writable (so it can
+        still tidy SQLite's -wal/-shm files on close), else read-only, else — in a read-only
+        folder, where WAL's -shm file cannot be created — the file opened as immutable."""
         uri = "file:" + quote(str(self.path.absolute()))
-        if not self._immutable:
-            db = self._connect(uri + "?mode=ro")
+        for mode in () if self._immutable else ("", "?mode=ro"):
+            db = sqlite3.connect(uri + mode, uri=True, isolation_level=None,
+                                 timeout=BUSY_TIMEOUT_S, check_same_thread=False)  # fmt: skip
             try:
-                db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
                 db.execute("PRAGMA query_only = ON")
-                return db
             except sqlite3.OperationalError as exc:
-                # WAL needs its -shm file; in a read-only folder without one, SQLite can only
-                # read the file as immutable (nobody can write there either).
+                db.close()
                 if "readonly" not in str(exc) and "unable to open" not in str(exc):
                     raise
-                db.close()
-                self._immutable = True
+                continue
+            with self._connections_lock:
+                self._connections.append(db)
+            return db
+        self._immutable = True
         return self._connect(uri + "?immutable=1")
 
     def _write_db(self) -> sqlite3.Connection:
