@@ -18,7 +18,7 @@ from embedstack.rows import validate_rows
 from embedstack.search.engine import DEFAULT_CANDIDATES, SearchEngine, SearchOptions
 from embedstack.search.rerank import Reranker, load_reranker
 from embedstack.store.analyzer import Analyzer
-from embedstack.store.filters import compile_filter
+from embedstack.store.filters import parse_filter
 from embedstack.store.local import DB_FILE, LocalStore
 from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit, SourceRecord
@@ -315,7 +315,7 @@ class Collection:
         show_progress: bool = False,
     ) -> list[list[Hit]]:
         """Search many queries at once (texts, or a 2-D array of vectors: dense only)."""
-        compile_filter(filter)  # reject a bad filter before spending time on encoding
+        parse_filter(filter)  # reject a bad filter before spending time on encoding
         if isinstance(queries, np.ndarray):
             queries = self._check_vectors(queries)
             if mode == "hybrid":

@@ -20,8 +20,8 @@ import numpy as np
 
 from embedstack.errors import CollectionError, InvalidInputError
 from embedstack.store.analyzer import Analyzer
-from embedstack.store.filters import compile_filter, index_rows
 from embedstack.store.keyword_index import KeywordIndex
+from embedstack.store.sqlite_filters import compile_filter, index_rows
 from embedstack.store.vector_index import VectorIndex
 from embedstack.types import Chunk, SourceRecord
 
