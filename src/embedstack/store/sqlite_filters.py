@@ -7,23 +7,35 @@ index range scan (`key = ? AND kind = ? AND value >= ?`), not a table scan, and 
 set operations on those scans: `$and` is INTERSECT, `$or` UNION, `$ne`/`$nin` EXCEPT (from the
 other conditions of their `$and`, or from all rows).
 
-Three rewrites keep plain filters cheap and let every filter within filters.py's limits run:
+Four rewrites keep plain filters cheap and let every filter within filters.py's limits run
+(without them a filter 7 levels deep, or with 501 `$or` branches, failed with a raw
+`sqlite3.OperationalError`):
 
-* Range conditions on one field in one `$and` share a scan (`value >= ? AND value < ?`), and
-  equality/`$in` branches of an `$or` on one field become a single `value IN (...)`.
-* A compound SELECT never has more than `COMPOUND_TERMS` terms; longer ones are split into
-  nested groups (SQLite refuses more than 500, SQLITE_MAX_COMPOUND_SELECT).
+* Range conditions on one field in one `$and` share a scan (`value >= ? AND value < ?`, at
+  most `RANGE_TERMS` in one: SQLite caps expression depth at 1,000), and `$eq`/`$in` branches
+  of an `$or` on one field become a single `value IN (...)`.
+* A compound SELECT has at most `COMPOUND_TERMS` terms; more are grouped into sub-selects.
+  SQLite refuses more than 500 (SQLITE_MAX_COMPOUND_SELECT), and it compiles a compound by
+  recursion, one C stack frame per term: with 16, the worst filter within the limits (32
+  levels of `$and` with 30 `$ne` each) needs under 192 KiB of C stack (with 32: over 384 KiB).
 * Sub-selects are nested at most `SQL_NESTING` deep; a deeper part is hoisted into a common
   table expression (`WITH filter1(vid) AS (...)`) and referred to by name. SQLite's parser
-  stack overflows at about 14 nested `SELECT vid FROM (... INTERSECT ...)`; a chain of
-  thousands of CTEs is fine. A filter shallow enough needs no CTE and compiles as before.
+  stack overflows at 14 nested `SELECT vid FROM (... INTERSECT ...)` (SQL_NESTING 10 still
+  works inside `SELECT COUNT(*) FROM (...)`, 12 does not); a chain of 5,000 CTEs is fine.
+* `$ne`/`$nin` in an `$and` with other conditions subtract from those (`A EXCEPT B`) instead
+  of from all rows.
+
+A filter within the limits binds at most about 16,000 parameters (SQLite's default cap is
+32,766) and a few hundred KB of SQL (default cap 1,000,000 bytes). A normal filter needs no
+CTE and no grouping, and compiles to the same index scans joined by INTERSECT/UNION/EXCEPT as
+before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from embedstack.store.filters import (
     And,
@@ -37,8 +49,9 @@ from embedstack.store.filters import (
 )
 
 ALL_ROWS = "SELECT vid FROM chunks"
-COMPOUND_TERMS = 32  # per compound SELECT (SQLite's cap is 500; see _compound)
+COMPOUND_TERMS = 16  # per compound SELECT (SQLite's cap is 500; see _compound)
 SQL_NESTING = 6  # nested sub-selects before hoisting into a CTE; SQLite overflows near 14
+RANGE_TERMS = 4  # comparisons ANDed in one scan (SQLite caps expression depth at 1,000)
 _SQL_OPS = {"eq": "=", "ne": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -63,6 +76,13 @@ class _Select:
     params: list[Any]
     compound: bool  # needs `SELECT vid FROM (...)` around it to be a term of another compound
     nesting: int  # depth of parenthesised sub-selects inside
+
+
+def _eq_or_in(node: FilterNode) -> TypeGuard[Compare | In]:
+    """An `$eq` or `$in`: the `$or` branches of these on one field become one IN."""
+    if isinstance(node, Compare):
+        return node.op == "eq"
+    return isinstance(node, In) and not node.negate
 
 
 class _Compiler:
@@ -156,9 +176,15 @@ class _Compiler:
                 ranges.setdefault((child.field, child.kind), []).append(child)
             else:
                 kept.append(self.node(child))
-        kept[:0] = [self._range(field, kind, group) for (field, kind), group in ranges.items()]
+        kept[:0] = [
+            self._range(field, kind, group[start : start + RANGE_TERMS])
+            for (field, kind), group in ranges.items()
+            for start in range(0, len(group), RANGE_TERMS)
+        ]
         if not kept:
             kept.append(self._all())
+        if not excluded:
+            return self._compound("INTERSECT", kept)
         if len(kept) + len(excluded) <= COMPOUND_TERMS:  # a plain chain: A INTERSECT B EXCEPT C
             terms = [("INTERSECT", select) for select in kept]
             return self._join(terms + [("EXCEPT", select) for select in excluded])
@@ -174,7 +200,7 @@ class _Compiler:
         first: dict[str, Compare | In] = {}  # field -> its first such branch
         parts: list[str | FilterNode] = []
         for child in children:
-            if isinstance(child, Compare | In) and not child.negated:
+            if _eq_or_in(child):
                 if child.field not in values:
                     values[child.field] = []
                     first[child.field] = child
