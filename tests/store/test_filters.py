@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import sqlite3
 import subprocess
@@ -357,6 +358,24 @@ def test_many_values_evaluate(mixed):
     values = list(range(0, 2 * filters.MAX_IN_VALUES, 2))
     _check(*mixed, {"i": {"$in": values}})
     _check(*mixed, {"i": {"$nin": values[:-2]}, "$or": [{"year": 2000}, {"lang": {"$ne": "en"}}]})
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"score": math.nan},
+        {"score": {"$ne": math.nan}},
+        {"score": {"$gt": math.nan}},
+        {"score": {"$in": [math.nan, 2.5, "a"]}},
+        {"score": {"$nin": [math.nan, 2.5]}},
+        {"score": {"$lt": math.inf}},
+        {"score": {"$gt": -math.inf, "$lte": 2**70}},
+    ],
+    ids=str,
+)
+def test_nan_and_infinity_in_a_filter(mixed, spec):
+    """Metadata cannot hold them, but filters can: NaN equals nothing, infinities bound."""
+    _check(*mixed, spec)
 
 
 def _too_deep() -> dict:
