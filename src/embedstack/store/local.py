@@ -123,12 +123,16 @@ class LocalStore:
         self._allowed_memo: dict[tuple[int, FilterNode], np.ndarray] = {}
         self._closed = False
         self._keyword_ready = True
-        with self._sqlite_errors():
-            if not self.path.exists() or not self._has_tables():
-                self._create_tables()
-            self._ensure_keyword_index()
-            with self._index_lock.writing():
-                self._sync_index(verify=True)
+        try:
+            with self._sqlite_errors():
+                if not self.path.exists() or not self._has_tables():
+                    self._create_tables()
+                self._ensure_keyword_index()
+                with self._index_lock.writing():
+                    self._sync_index(verify=True)
+        except BaseException:
+            self._close_connections()
+            raise
 
     # ---- connections ---------------------------------------------------------------------
 
@@ -338,6 +342,9 @@ class LocalStore:
         if not self._immutable and os.access(self.folder, os.W_OK):
             self.flush()  # a cache file beside the database; never the database itself
         self._closed = True
+        self._close_connections()
+
+    def _close_connections(self) -> None:
         with self._connections_lock:
             # The writer last: the last connection to close checkpoints and removes SQLite's
             # -wal and -shm files, which a read-only connection cannot do.
