@@ -1,16 +1,22 @@
-"""Embedding cache: hits skip the model, entries persist, size is bounded, failures add nothing."""
+"""Embedding cache: hits skip the model, entries persist, size is bounded, failures add nothing;
+keys are digests of bytes."""
 
 from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
 
 import numpy as np
 import pytest
 
 from embedstack import Collection
 from embedstack.errors import InvalidInputError
+from embedstack.models.base import BaseEmbeddingModel
 from embedstack.models.cache import CachedEncoder, EmbeddingCache
 
 
-class CountingEncoder:
+class CountingEncoder(BaseEmbeddingModel):
     """Passes through to the real encoder and records which texts actually reached it."""
 
     def __init__(self, encoder) -> None:
@@ -86,3 +92,46 @@ def test_collection_caches_its_embeddings(tmp_path, model):
     with Collection.open(tmp_path / "nocache", model, cache_size=0) as kb:
         kb.add(TEXTS[:1])
         assert not (tmp_path / "nocache" / "embedding-cache.db").exists()
+
+
+# The table as the text-keyed cache wrote it: sha256 of the UTF-8 text.
+SCHEMA_BEFORE_BYTES_KEYS = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    namespace TEXT NOT NULL, digest BLOB NOT NULL, vector BLOB NOT NULL, used REAL NOT NULL,
+    PRIMARY KEY (namespace, digest)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS embeddings_used ON embeddings (used);
+"""
+
+
+def test_entries_written_by_the_text_keyed_cache_still_hit(tmp_path, model):
+    path = tmp_path / "cache.db"
+    text = "café ☕ naïve résumé"
+    stored = model.encode("an unrelated sentence, so a hit is recognisable")
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_BEFORE_BYTES_KEYS)
+    db.execute(
+        "INSERT INTO embeddings VALUES (?, ?, ?, ?)",
+        (
+            f"{model.name}|{model.backend}",
+            hashlib.sha256(text.encode("utf-8")).digest(),
+            stored.astype("<f4").tobytes(),
+            time.time(),
+        ),
+    )
+    db.commit()
+    db.close()
+    counting = CountingEncoder(model)
+    got = CachedEncoder(counting, EmbeddingCache(path)).encode(text)
+    assert counting.seen == []
+    np.testing.assert_array_equal(got, stored)
+
+
+def test_a_lone_surrogate_is_a_key_and_a_text(tmp_path, model):
+    """JSON may carry "\\ud800"; it is cached under its bytes and embedded as U+FFFD."""
+    counting = CountingEncoder(model)
+    cached = CachedEncoder(counting, EmbeddingCache(tmp_path / "cache.db"))
+    broken = "a broken \ud800 character"
+    first = cached.encode([broken, "fine"], batch_size=1)
+    assert cached.encode(broken).shape == (384,) and len(counting.seen) == 2
+    np.testing.assert_allclose(first[0], model.encode("a broken \ufffd character"), atol=1e-6)

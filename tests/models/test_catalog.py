@@ -128,6 +128,18 @@ def test_glove_similar_words_and_analogies(glove):
     assert "puppy" in similar and "dog" not in similar
 
 
+def test_glove_declares_word_lookups_and_no_token_vectors(glove, tmp_path):
+    from embedstack.models import WORD_VECTORS
+    from embedstack.models.cache import CachedEncoder, EmbeddingCache
+    from embedstack.search.rerank import load_reranker
+
+    cached = CachedEncoder(glove, EmbeddingCache(tmp_path / "cache.db"))
+    assert glove.capabilities == {WORD_VECTORS} == cached.capabilities
+    assert cached.analogy("man", "king", "woman")[0][0] == "queen"  # passed through
+    with pytest.raises(InvalidInputError, match="'glove-6b-50d' has none"):
+        load_reranker("builtin", cached)
+
+
 def test_glove_sentence_vectors(glove):
     pets, cats, markets, unknown = glove.encode(
         ["dogs and puppies", "a cat and kittens", "stock market prices", "zzqx qqzv"]

@@ -1,8 +1,10 @@
-"""A persistent, bounded embedding cache: re-embedding a text the model has seen is a lookup.
+"""A persistent, bounded embedding cache: embedding an input the model has seen is a lookup.
 
-Keyed by (model, backend, sha256 of the text). Entries are written only after a batch encodes
-successfully, in one transaction, so a failed encode leaves nothing half-written. When the cache
-grows past `max_entries`, the least recently used entries are dropped.
+Keyed by (model, backend, sha256 of the input's bytes): a text's UTF-8, an image's or a sound's
+file content (the model says which, `item_bytes`). Text keys are the same as when the cache
+hashed text directly, so caches written before still hit. Entries are written only after a
+batch encodes successfully, in one transaction, so a failed encode leaves nothing half-written.
+When the cache grows past `max_entries`, the least recently used entries are dropped.
 """
 
 from __future__ import annotations
@@ -10,18 +12,29 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from embedstack.errors import InvalidInputError
+from embedstack.models.base import (
+    TOKEN_EMBEDDINGS,
+    TOKENIZER,
+    WORD_VECTORS,
+    BaseEmbeddingModel,
+    EmbeddingModel,
+    WordVectorModel,
+    as_token_embedder,
+    as_tokenized,
+    as_word_vectors,
+)
 from embedstack.models.inputs import as_text_list
-from embedstack.models.protocol import EmbeddingModel
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
     namespace TEXT NOT NULL,      -- model|backend
-    digest BLOB NOT NULL,         -- sha256 of the UTF-8 text
+    digest BLOB NOT NULL,         -- sha256 of the input's bytes (of the UTF-8 text)
     vector BLOB NOT NULL,         -- float32 little-endian
     used REAL NOT NULL,           -- last use, for LRU eviction
     PRIMARY KEY (namespace, digest)
@@ -31,12 +44,12 @@ CREATE INDEX IF NOT EXISTS embeddings_used ON embeddings (used);
 DEFAULT_MAX_ENTRIES = 100_000  # ~150 MB of 384-d vectors
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
+def digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 class EmbeddingCache:
-    """SQLite table of vectors by text hash."""
+    """SQLite table of vectors by input digest."""
 
     def __init__(self, path: Path, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.path = Path(path)
@@ -99,43 +112,62 @@ class EmbeddingCache:
         self._db.close()
 
 
-class CachedEncoder:
-    """An Encoder that looks texts up in an EmbeddingCache before running the model."""
+class CachedEncoder(BaseEmbeddingModel):
+    """A model whose inputs are looked up in an EmbeddingCache before the model runs them.
+
+    It is the model to its callers: same name, dimension and modality, and the capabilities of
+    the wrapped model that it passes through (token vectors, tokenizer, word lookups; those are
+    not cached). Safe to share between threads when the wrapped model is.
+    """
+
+    PASSED_THROUGH = frozenset({TOKEN_EMBEDDINGS, TOKENIZER, WORD_VECTORS})
 
     def __init__(self, encoder: EmbeddingModel, cache: EmbeddingCache) -> None:
         self.encoder = encoder
         self.cache = cache
         self.name, self.backend = encoder.name, encoder.backend
         self.dim, self.max_tokens = encoder.dim, encoder.max_tokens
+        self.modality, self.asymmetric = encoder.modality, encoder.asymmetric
+        self.capabilities = encoder.capabilities & self.PASSED_THROUGH
         self._namespace = f"{encoder.name}|{encoder.backend}"
-        self.asymmetric = getattr(encoder, "asymmetric", False)
 
     def __repr__(self) -> str:
         return f"CachedEncoder({self.encoder!r}, entries={len(self.cache)})"
 
+    def item_bytes(self, item: str) -> bytes:
+        return self.encoder.item_bytes(item)
+
     def encode(
         self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
-        return self._encode(texts, "", batch_size, show_progress_bar)
+        return self._encode(texts, self.encoder.encode, "", batch_size, show_progress_bar)
 
     def encode_query(
         self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
-        return self._encode(texts, "query", batch_size, show_progress_bar)
+        return self._encode(
+            texts, self.encoder.encode_query, "query", batch_size, show_progress_bar
+        )
 
     def encode_document(
         self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
-        return self._encode(texts, "document", batch_size, show_progress_bar)
+        return self._encode(
+            texts, self.encoder.encode_document, "document", batch_size, show_progress_bar
+        )
 
     def _encode(
-        self, texts: str | Sequence[str], kind: str, batch_size: int, show_progress_bar: bool
+        self,
+        texts: str | Sequence[str],
+        encode: Callable[..., np.ndarray],
+        kind: str,
+        batch_size: int,
+        show_progress_bar: bool,
     ) -> np.ndarray:
-        """`kind` picks the encoder's method; asymmetric models keep a cache space per kind."""
-        encode = getattr(self.encoder, f"encode_{kind}" if kind else "encode")
+        """Asymmetric models keep a cache space per kind (query, document)."""
         namespace = f"{self._namespace}|{kind}" if self.asymmetric and kind else self._namespace
         items, single = as_text_list(texts)
-        digests = [_digest(t) for t in items]
+        digests = [digest(self.encoder.item_bytes(item)) for item in items]
         cached = self.cache.get_many(namespace, digests, self.dim)
         missing = [i for i, d in enumerate(digests) if d not in cached]
         out = np.empty((len(items), self.dim), dtype=np.float32)
@@ -148,7 +180,36 @@ class CachedEncoder:
             out[missing] = fresh
             rows = {digests[i]: fresh[n] for n, i in enumerate(missing)}  # repeats collapse
             self.cache.put_many(namespace, list(rows), np.array(list(rows.values())))
-        for i, digest in enumerate(digests):
-            if digest in cached:
-                out[i] = cached[digest]
+        for i, key in enumerate(digests):
+            if key in cached:
+                out[i] = cached[key]
         return out[0] if single else out
+
+    # ---- capabilities passed through to the wrapped model --------------------------------------
+
+    def token_embeddings(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        inner = as_token_embedder(self.encoder)
+        if inner is None:
+            raise InvalidInputError(f"{self.name} has no token vectors")
+        return inner.token_embeddings(texts)
+
+    @property
+    def tokenizer_file(self) -> Path:
+        inner = as_tokenized(self.encoder)
+        if inner is None:
+            raise InvalidInputError(f"{self.name} has no tokenizer of its own")
+        return inner.tokenizer_file
+
+    def most_similar(
+        self, positive: str | Sequence[str], negative: Sequence[str] = (), k: int = 10
+    ) -> list[tuple[str, float]]:
+        return self._word_vectors().most_similar(positive, negative, k)
+
+    def analogy(self, a: str, b: str, c: str, k: int = 1) -> list[tuple[str, float]]:
+        return self._word_vectors().analogy(a, b, c, k)
+
+    def _word_vectors(self) -> WordVectorModel:
+        inner = as_word_vectors(self.encoder)
+        if inner is None:
+            raise InvalidInputError(f"{self.name} is not a word-vector model")
+        return inner

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 
 from embedstack.errors import EmbedstackError, RemoteModelError
+from embedstack.models.base import BaseEmbeddingModel
 from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.pooling import l2_normalize
 from embedstack.settings import get_settings
@@ -36,7 +37,7 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-class RemoteEncoder:
+class RemoteEncoder(BaseEmbeddingModel):
     """Encoder over HTTP: same `encode` contract as local models (L2-normalised float32 rows)."""
 
     def __init__(
@@ -95,8 +96,3 @@ class RemoteEncoder:
                 f"{self.base_url} changed dimension from {self.dim} to {vectors.shape[1]}"
             )
         return vectors
-
-    # Symmetric model: queries and documents are embedded alike.
-    asymmetric = False
-    encode_query = encode
-    encode_document = encode

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from embedstack.models.base import BaseEmbeddingModel
 from embedstack.models.inputs import as_text_list
 from embedstack.models.onnx_export import cache_root
 from embedstack.progress import progress_bar
@@ -101,10 +102,8 @@ def _distill(base_model: str, target: Path, pca_dims: int, sif: float) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-class StaticEncoder:
+class StaticEncoder(BaseEmbeddingModel):
     """A Model2Vec static model: a token lookup table, mean-pooled; no transformer at run time."""
-
-    asymmetric = False
 
     def __init__(self, name: str, folder: Path, max_tokens: int = 512) -> None:
         from model2vec import StaticModel  # the catalog checks it is installed
@@ -127,6 +126,3 @@ class StaticEncoder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.clip(norms, 1e-12, None)
         return vectors[0] if single else vectors
-
-    encode_query = encode
-    encode_document = encode

@@ -14,6 +14,8 @@ import numpy as np
 class TorchTransformer:
     """Token vectors (last hidden state) for a padded batch."""
 
+    parallelism = 1  # one batch at a time: PyTorch already spreads a batch over the cores
+
     def __init__(self, model_dir: Path) -> None:
         import torch
         import transformers

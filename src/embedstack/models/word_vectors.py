@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from embedstack.errors import InvalidInputError, ModelNotFoundError
+from embedstack.models.base import WORD_VECTORS, BaseEmbeddingModel
 from embedstack.models.inputs import as_text_list
 
 WORD = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
 
 
-class WordVectors:
-    asymmetric = False
+class WordVectors(BaseEmbeddingModel):
+    """GloVe lookups: sentence vectors, plus `most_similar` and `analogy` (WORD_VECTORS)."""
+
+    capabilities = frozenset({WORD_VECTORS})
 
     def __init__(self, name: str, root: Path) -> None:
         try:
@@ -56,9 +59,6 @@ class WordVectors:
                 mean = self._unit[ids].mean(axis=0)
                 out[row] = mean / max(float(np.linalg.norm(mean)), 1e-12)
         return out[0] if single else out
-
-    encode_query = encode
-    encode_document = encode
 
     def most_similar(
         self,
