@@ -17,6 +17,14 @@ def test_every_entry_describes_itself():
         entry = spec.describe()
         assert entry["dim"] > 0 and entry["max_tokens"] > 0 and entry["license"]
         assert entry["package"] and entry["when_to_use"]
+        assert entry["modality"] == spec.modality == "text"
+
+
+def test_a_distilled_entry_is_built_by_its_backend_not_located():
+    from embedstack.models import find_spec
+
+    with pytest.raises(ModelNotFoundError, match="distilled from all-MiniLM-L6-v2 by its backend"):
+        find_spec("model2vec-minilm-l6").locate()
 
 
 @needs_shared_data
@@ -162,6 +170,7 @@ def test_model2vec_is_distilled_once_and_works(tmp_path):
     again = load_model("model2vec-minilm-l6")
     assert weights.stat().st_mtime_ns == stamp  # reused, not distilled again
     assert static.dim == 256 and static.backend == "model2vec"
+    assert static.tokenizer_file.is_file()  # declared TOKENIZER: chunks are counted exactly
     cat, kitten, guitar = again.encode(
         ["The cat sits outside", "A kitten rests outdoors", "A man is playing guitar"]
     )

@@ -1,4 +1,5 @@
-"""Embedding models: a catalog of names, and encoders that turn text into vectors."""
+"""Embedding models: a catalog of names, and encoders that turn text (later images, audio)
+into vectors."""
 
 from embedstack.models.base import (
     TOKEN_EMBEDDINGS,
@@ -11,6 +12,7 @@ from embedstack.models.base import (
 from embedstack.models.catalog import CATALOG, DEFAULT_MODEL, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder
 from embedstack.models.loader import BACKENDS, DEFAULT_BACKEND, load_model
+from embedstack.models.registry import LoadRequest, register_backend, register_resolver
 from embedstack.models.remote import RemoteEncoder, RemoteModelError
 
 __all__ = [
@@ -24,10 +26,13 @@ __all__ = [
     "BaseEmbeddingModel",
     "EmbeddingModel",
     "Encoder",
+    "LoadRequest",
     "Modality",
     "ModelSpec",
     "RemoteEncoder",
     "RemoteModelError",
     "find_spec",
     "load_model",
+    "register_backend",
+    "register_resolver",
 ]

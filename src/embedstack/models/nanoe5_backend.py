@@ -13,6 +13,7 @@ import numpy as np
 
 from embedstack.errors import ModelNotFoundError
 from embedstack.models.base import BaseEmbeddingModel
+from embedstack.models.catalog import ModelSpec
 from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.onnx_backend import cpu_threads
 
@@ -60,3 +61,7 @@ class E5Encoder(BaseEmbeddingModel):
         self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
         return self._run(texts, False, batch_size, show_progress_bar)
+
+
+def from_spec(spec: ModelSpec, backend: str) -> E5Encoder:
+    return E5Encoder(spec.name, spec.dim, spec.max_tokens)

@@ -8,10 +8,11 @@ from contextlib import contextmanager
 import httpx
 import numpy as np
 
-from embedstack.errors import EmbedstackError, RemoteModelError
+from embedstack.errors import EmbedstackError, ModelNotFoundError, RemoteModelError
 from embedstack.models.base import BaseEmbeddingModel
 from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.pooling import l2_normalize
+from embedstack.models.registry import LoadRequest
 from embedstack.settings import get_settings
 
 
@@ -96,3 +97,13 @@ class RemoteEncoder(BaseEmbeddingModel):
                 f"{self.base_url} changed dimension from {self.dim} to {vectors.shape[1]}"
             )
         return vectors
+
+
+def resolve(request: LoadRequest) -> RemoteEncoder | None:
+    """`base_url=` or a name "openai:MODEL": the model is served by an endpoint."""
+    if request.base_url is None and not request.name.startswith("openai:"):
+        return None
+    if request.base_url is None:
+        raise ModelNotFoundError(f"{request.name!r} is a remote model: pass base_url= as well")
+    model = request.name.removeprefix("openai:")
+    return RemoteEncoder(model, request.base_url, request.api_key, request.timeout)

@@ -13,6 +13,7 @@ import numpy as np
 
 from embedstack.errors import InvalidInputError, ModelNotFoundError
 from embedstack.models.base import WORD_VECTORS, BaseEmbeddingModel
+from embedstack.models.catalog import ModelSpec
 from embedstack.models.inputs import as_text_list
 
 WORD = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
@@ -81,3 +82,7 @@ class WordVectors(BaseEmbeddingModel):
     def analogy(self, a: str, b: str, c: str, k: int = 1) -> list[tuple[str, float]]:
         """a is to b as c is to ?  (king - man + woman -> queen)"""
         return self.most_similar(positive=[b, c], negative=[a], k=k)
+
+
+def from_spec(spec: ModelSpec, backend: str) -> WordVectors:
+    return WordVectors(spec.name, spec.locate())
