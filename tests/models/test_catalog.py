@@ -17,6 +17,14 @@ def test_every_entry_describes_itself():
         entry = spec.describe()
         assert entry["dim"] > 0 and entry["max_tokens"] > 0 and entry["license"]
         assert entry["package"] and entry["when_to_use"]
+        assert entry["modality"] == spec.modality == "text"
+
+
+def test_a_distilled_entry_is_built_by_its_backend_not_located():
+    from embedstack.models import find_spec
+
+    with pytest.raises(ModelNotFoundError, match="distilled from all-MiniLM-L6-v2 by its backend"):
+        find_spec("model2vec-minilm-l6").locate()
 
 
 @needs_shared_data
@@ -128,6 +136,18 @@ def test_glove_similar_words_and_analogies(glove):
     assert "puppy" in similar and "dog" not in similar
 
 
+def test_glove_declares_word_lookups_and_no_token_vectors(glove, tmp_path):
+    from embedstack.models import WORD_VECTORS
+    from embedstack.models.cache import CachedEncoder, EmbeddingCache
+    from embedstack.search.rerank import load_reranker
+
+    cached = CachedEncoder(glove, EmbeddingCache(tmp_path / "cache.db"))
+    assert glove.capabilities == {WORD_VECTORS} == cached.capabilities
+    assert cached.analogy("man", "king", "woman")[0][0] == "queen"  # passed through
+    with pytest.raises(InvalidInputError, match="'glove-6b-50d' has none"):
+        load_reranker("builtin", cached)
+
+
 def test_glove_sentence_vectors(glove):
     pets, cats, markets, unknown = glove.encode(
         ["dogs and puppies", "a cat and kittens", "stock market prices", "zzqx qqzv"]
@@ -150,6 +170,7 @@ def test_model2vec_is_distilled_once_and_works(tmp_path):
     again = load_model("model2vec-minilm-l6")
     assert weights.stat().st_mtime_ns == stamp  # reused, not distilled again
     assert static.dim == 256 and static.backend == "model2vec"
+    assert static.tokenizer_file.is_file()  # declared TOKENIZER: chunks are counted exactly
     cat, kitten, guitar = again.encode(
         ["The cat sits outside", "A kitten rests outdoors", "A man is playing guitar"]
     )

@@ -78,16 +78,23 @@ def test_text_beyond_the_token_limit_is_truncated(model):
 
 
 def test_a_second_process_reuses_the_cached_onnx_files(tmp_path):
-    """The first process exports and quantises; the next one loads without torch."""
+    """The first process exports and quantises; the next one loads without torch. Neither needs
+    HF_HUB_OFFLINE (nothing asks the hub) nor changes the environment it was given."""
     script = textwrap.dedent(
         """
-        import json, sys
+        import json, os, sys
+        given = dict(os.environ)
         from embedstack import load_model
         vector = load_model("all-MiniLM-L6-v2").encode("cached models load fast")
-        print(json.dumps({"torch": "torch" in sys.modules, "v": vector[:4].tolist()}))
+        changed = sorted(k for k in {*given, *os.environ} if given.get(k) != os.environ.get(k)
+                         and not k.startswith("TORCHINDUCTOR_"))  # torch's own, on first use
+        print(json.dumps({"torch": "torch" in sys.modules, "v": vector[:4].tolist(),
+                          "changed": changed}))
         """
     )
     env = {**os.environ, "EMBEDSTACK_CACHE_DIR": str(tmp_path)}
+    for offline in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        env.pop(offline, None)
 
     def load_in_subprocess() -> dict:
         done = subprocess.run(
@@ -99,6 +106,7 @@ def test_a_second_process_reuses_the_cached_onnx_files(tmp_path):
     first = load_in_subprocess()
     files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx")}
     assert first["torch"] and len(files) == 2  # built: fp32 export, then int8
+    assert first["changed"] == []
     second = load_in_subprocess()
     assert not second["torch"]  # nothing was exported again
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx")} == files

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,12 +14,16 @@ from tests.search.test_hybrid import DOCS
 @pytest.fixture(scope="module")
 def cross_encoder_folder(tmp_path_factory):
     """A MiniLM cross-encoder (bundled encoder weights + a seeded, untrained scoring head)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from sentence_transformers import CrossEncoder
 
     torch.manual_seed(0)
-    model = CrossEncoder(str(find_spec("all-MiniLM-L6-v2").locate()), num_labels=1, device="cpu")
+    model = CrossEncoder(
+        str(find_spec("all-MiniLM-L6-v2").locate()),
+        num_labels=1,
+        device="cpu",
+        local_files_only=True,  # offline without touching HF_HUB_OFFLINE
+    )
     folder = tmp_path_factory.mktemp("cross-encoder")
     model.save(str(folder))
     return folder, model

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from embedstack.errors import ModelNotFoundError
 from embedstack.models import packages
+from embedstack.models.base import MODALITIES, Modality
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class ModelSpec:
     int8_per_channel: bool = True  # per-channel weight scales (per-tensor loses MiniLM: cos 0.96)
     tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
     backends: tuple[str, ...] = ("onnx-int8", "onnx", "torch")  # the first is the default
+    modality: Modality = "text"  # what it embeds: "text", "image" or "audio"
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"{self.name}: modality must be one of {MODALITIES}")
 
     @property
     def onnx_only(self) -> bool:
@@ -73,12 +79,16 @@ class ModelSpec:
             "install": self.install_command(),
             "installed": self.installed(),
             "when_to_use": self.when_to_use,
+            "modality": self.modality,
             "backends": list(self.backends),
             "aliases": list(self.aliases),
         }
 
     def locate(self) -> Path:
-        """The model's folder (or ONNX file); if its package is missing, say how to install it."""
+        """The model's folder (or ONNX file); if its package is missing, say how to install it.
+
+        "distill:" weights are not in a package: the entry's backend builds them on first load.
+        """
         self.require_installed()
         kind, _, target = self.weights.partition(":")
         if kind == "module":
@@ -88,9 +98,10 @@ class ModelSpec:
         if kind == "root":
             return packages.module_root(target)
         if kind == "distill":
-            from embedstack.models.static_distill import distilled_folder
-
-            return distilled_folder(self.name, target, pca_dims=self.dim)
+            raise ModelNotFoundError(
+                f"{self.name} is distilled from {target} by its backend: load it with "
+                f"load_model({self.name!r})"
+            )
         return packages.assemble_split_zip(self.name, self.parts, target)
 
 

@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from embedstack.errors import InvalidInputError
+from embedstack.models.base import TOKEN_EMBEDDINGS, TOKENIZER, BaseEmbeddingModel
 from embedstack.models.inputs import as_text_list
 from embedstack.models.pooling import l2_normalize, pool
 from embedstack.models.sbert_folder import SbertConfig
 from embedstack.models.tokenization import TextTokenizer
 from embedstack.progress import progress_bar
 
-Backend = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+class Runner(Protocol):
+    """Runs the transformer: a padded batch in, (batch, tokens, dim) token vectors out."""
+
+    parallelism: int  # batches it can run at once (ONNX: one per session)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
-class Encoder:
-    """A loaded embedding model: `encode(texts) -> (n, dim)` array, rows of unit length."""
+class Encoder(BaseEmbeddingModel):
+    """A loaded transformer model: `encode(texts) -> (n, dim)` array, rows of unit length."""
+
+    capabilities = frozenset({TOKEN_EMBEDDINGS, TOKENIZER})
 
     def __init__(
-        self, name: str, config: SbertConfig, runner: Backend, dim: int, backend: str
+        self, name: str, config: SbertConfig, runner: Runner, dim: int, backend: str
     ) -> None:
         self.name = name
         self.backend = backend
@@ -41,7 +51,8 @@ class Encoder:
 
         For late interaction (MaxSim) reranking; truncated at `max_tokens` like `encode`.
         """
-        batch = TextTokenizer.pad(self._tokenizer.encode(list(texts)))
+        items, _ = as_text_list(list(texts))
+        batch = TextTokenizer.pad(self._tokenizer.encode(items))
         vectors = self._runner(batch)
         norms = np.linalg.norm(vectors, axis=2, keepdims=True)
         return vectors / np.clip(norms, 1e-12, None), batch["attention_mask"].astype(bool)
@@ -86,14 +97,9 @@ class Encoder:
 
     def _run(self, batches: list[dict[str, np.ndarray]]) -> Iterator[np.ndarray]:
         """Token vectors per batch, in order; several at once when the runner has sessions."""
-        workers = min(getattr(self._runner, "parallelism", 1), len(batches))
+        workers = min(self._runner.parallelism, len(batches))
         if workers <= 1:
             yield from map(self._runner, batches)
             return
         with ThreadPoolExecutor(workers) as executor:
             yield from executor.map(self._runner, batches)
-
-    # Symmetric model: queries and documents are embedded alike.
-    asymmetric = False
-    encode_query = encode
-    encode_document = encode

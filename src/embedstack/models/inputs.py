@@ -11,9 +11,12 @@ from embedstack.progress import progress_bar
 
 
 def as_text_list(texts: str | Sequence[str], allow_empty: bool = True) -> tuple[list[str], bool]:
-    """(list of texts, whether a single string was given); a non-string is a clear error."""
+    """(list of texts, whether a single string was given); a non-string is a clear error.
+
+    Lone surrogates (JSON allows "\\ud800") become U+FFFD: tokenizers reject them outright.
+    """
     single = isinstance(texts, str)
-    items = [texts] if single else list(texts)
+    items: list[str] = [texts] if isinstance(texts, str) else list(texts)
     for position, text in enumerate(items):
         if not isinstance(text, str):
             raise InvalidInputError(
@@ -21,7 +24,17 @@ def as_text_list(texts: str | Sequence[str], allow_empty: bool = True) -> tuple[
             )
         if not allow_empty and not text:
             raise InvalidInputError(f"text at position {position} is empty")
+        items[position] = valid_unicode(text)
     return items, single
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with unpaired surrogates replaced (paired ones joined); valid text unchanged."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def encode_in_batches(

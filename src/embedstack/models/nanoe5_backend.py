@@ -12,11 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from embedstack.errors import ModelNotFoundError
+from embedstack.models.base import BaseEmbeddingModel
+from embedstack.models.catalog import ModelSpec
 from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.onnx_backend import cpu_threads
 
 
-class E5Encoder:
+class E5Encoder(BaseEmbeddingModel):
     asymmetric = True
 
     def __init__(self, name: str, dim: int, max_tokens: int) -> None:
@@ -31,7 +33,9 @@ class E5Encoder:
     def __repr__(self) -> str:
         return f"E5Encoder(name={self.name!r}, dim={self.dim})"
 
-    def _run(self, texts, is_query: bool, batch_size: int, show_progress_bar: bool) -> np.ndarray:
+    def _run(
+        self, texts: str | Sequence[str], is_query: bool, batch_size: int, show_progress_bar: bool
+    ) -> np.ndarray:
         items, single = as_text_list(texts)
         out = encode_in_batches(
             items,
@@ -57,3 +61,7 @@ class E5Encoder:
         self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
         return self._run(texts, False, batch_size, show_progress_bar)
+
+
+def from_spec(spec: ModelSpec, backend: str) -> E5Encoder:
+    return E5Encoder(spec.name, spec.dim, spec.max_tokens)

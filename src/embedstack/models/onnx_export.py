@@ -144,13 +144,13 @@ def _export(transformer_dir: Path, output: Path) -> None:
     import torch
     import transformers
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     # Eager attention exports as plain MatMul/Softmax, which ONNX Runtime runs ~25% faster than
     # the exported SDPA graph (measured on MiniLM, 256-token passages, fp32 and int8).
+    # local_files_only: the weights are the bundled folder's; never ask the hub.
     model = transformers.AutoModel.from_pretrained(
-        str(transformer_dir), attn_implementation="eager"
+        str(transformer_dir), attn_implementation="eager", local_files_only=True
     ).eval()
     uses_segments = getattr(model.config, "type_vocab_size", 0) > 1
     names = INPUT_NAMES if uses_segments else INPUT_NAMES[:2]

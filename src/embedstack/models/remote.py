@@ -8,9 +8,11 @@ from contextlib import contextmanager
 import httpx
 import numpy as np
 
-from embedstack.errors import EmbedstackError, RemoteModelError
+from embedstack.errors import EmbedstackError, ModelNotFoundError, RemoteModelError
+from embedstack.models.base import BaseEmbeddingModel
 from embedstack.models.inputs import as_text_list, encode_in_batches
 from embedstack.models.pooling import l2_normalize
+from embedstack.models.registry import LoadRequest
 from embedstack.settings import get_settings
 
 
@@ -36,7 +38,7 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-class RemoteEncoder:
+class RemoteEncoder(BaseEmbeddingModel):
     """Encoder over HTTP: same `encode` contract as local models (L2-normalised float32 rows)."""
 
     def __init__(
@@ -96,7 +98,12 @@ class RemoteEncoder:
             )
         return vectors
 
-    # Symmetric model: queries and documents are embedded alike.
-    asymmetric = False
-    encode_query = encode
-    encode_document = encode
+
+def resolve(request: LoadRequest) -> RemoteEncoder | None:
+    """`base_url=` or a name "openai:MODEL": the model is served by an endpoint."""
+    if request.base_url is None and not request.name.startswith("openai:"):
+        return None
+    if request.base_url is None:
+        raise ModelNotFoundError(f"{request.name!r} is a remote model: pass base_url= as well")
+    model = request.name.removeprefix("openai:")
+    return RemoteEncoder(model, request.base_url, request.api_key, request.timeout)

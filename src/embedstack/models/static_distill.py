@@ -10,6 +10,8 @@ served by the `model2vec` package's `StaticModel`:
 3. each row is weighted by SIF with Zipf-estimated token frequencies: sif / (sif + p(rank)).
 
 Built once per (base model, recipe) into the user cache, under a lock, published by rename.
+The caller hands in a way to load the base encoder, so this module never loads models itself
+(and is only asked to when the folder is not built yet).
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 
-from embedstack.models.inputs import as_text_list
+from embedstack.models.encoder import Encoder
 from embedstack.models.onnx_export import cache_root
 from embedstack.progress import progress_bar
 
@@ -32,24 +34,29 @@ RECIPE_VERSION = 1
 UNUSED = re.compile(r"^\[unused\d+\]$")
 
 
-def distilled_folder(name: str, base_model: str, pca_dims: int = 256, sif: float = 1e-4) -> Path:
+def distilled_folder(
+    name: str,
+    base_model: str,
+    load_base: Callable[[], Encoder],
+    pca_dims: int = 256,
+    sif: float = 1e-4,
+) -> Path:
+    """The Model2Vec folder for `name`, distilled from `base_model` (loaded by `load_base`,
+    ideally on an fp32 backend) the first time it is asked for."""
     target = cache_root() / "static" / f"{name}-r{RECIPE_VERSION}-{pca_dims}"
     if (target / "model.safetensors").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / "model.safetensors").is_file():
-            _distill(base_model, target, pca_dims, sif)
+            _distill(base_model, load_base(), target, pca_dims, sif)
     return target
 
 
-def _distill(base_model: str, target: Path, pca_dims: int, sif: float) -> None:
+def _distill(base_model: str, encoder: Encoder, target: Path, pca_dims: int, sif: float) -> None:
     from model2vec import StaticModel
     from tokenizers import Tokenizer
 
-    from embedstack.models.loader import load_model
-
-    encoder = load_model(base_model, backend="onnx")
     tokenizer = Tokenizer.from_file(str(encoder.tokenizer_file))
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     keep = np.array([not UNUSED.match(token) for token, _ in vocab])
@@ -99,34 +106,3 @@ def _distill(base_model: str, target: Path, pca_dims: int, sif: float) -> None:
         os.replace(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-class StaticEncoder:
-    """A Model2Vec static model: a token lookup table, mean-pooled; no transformer at run time."""
-
-    asymmetric = False
-
-    def __init__(self, name: str, folder: Path, max_tokens: int = 512) -> None:
-        from model2vec import StaticModel  # the catalog checks it is installed
-
-        self._model = StaticModel.from_pretrained(str(folder), normalize=True)
-        self.name, self.backend = name, "model2vec"
-        self.dim, self.max_tokens = int(self._model.dim), max_tokens
-
-    def __repr__(self) -> str:
-        return f"StaticEncoder(name={self.name!r}, dim={self.dim})"
-
-    def encode(
-        self, texts: str | Sequence[str], batch_size: int = 1024, show_progress_bar: bool = False
-    ) -> np.ndarray:
-        items, single = as_text_list(texts)
-        vectors = np.asarray(
-            self._model.encode(items, max_length=self.max_tokens, batch_size=max(batch_size, 1024)),
-            dtype=np.float32,
-        ).reshape(len(items), self.dim)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.clip(norms, 1e-12, None)
-        return vectors[0] if single else vectors
-
-    encode_query = encode
-    encode_document = encode

@@ -12,13 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from embedstack.errors import InvalidInputError, ModelNotFoundError
+from embedstack.models.base import WORD_VECTORS, BaseEmbeddingModel
+from embedstack.models.catalog import ModelSpec
 from embedstack.models.inputs import as_text_list
 
 WORD = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
 
 
-class WordVectors:
-    asymmetric = False
+class WordVectors(BaseEmbeddingModel):
+    """GloVe lookups: sentence vectors, plus `most_similar` and `analogy` (WORD_VECTORS)."""
+
+    capabilities = frozenset({WORD_VECTORS})
 
     def __init__(self, name: str, root: Path) -> None:
         try:
@@ -57,9 +61,6 @@ class WordVectors:
                 out[row] = mean / max(float(np.linalg.norm(mean)), 1e-12)
         return out[0] if single else out
 
-    encode_query = encode
-    encode_document = encode
-
     def most_similar(
         self,
         positive: str | Sequence[str],
@@ -81,3 +82,7 @@ class WordVectors:
     def analogy(self, a: str, b: str, c: str, k: int = 1) -> list[tuple[str, float]]:
         """a is to b as c is to ?  (king - man + woman -> queen)"""
         return self.most_similar(positive=[b, c], negative=[a], k=k)
+
+
+def from_spec(spec: ModelSpec, backend: str) -> WordVectors:
+    return WordVectors(spec.name, spec.locate())

@@ -8,7 +8,6 @@ it, which takes ~30 s, so the result is saved once as safetensors in the embedst
 
 from __future__ import annotations
 
-import os
 import queue
 import sysconfig
 import threading
@@ -90,7 +89,6 @@ class LocalChatModel:
             raise ModelNotFoundError(
                 f"unknown local LLM {name!r}; known: {', '.join(LOCAL_MODELS)}"
             )
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -98,13 +96,18 @@ class LocalChatModel:
         folder = cache_root() / "llm" / f"{name}-{gguf.stat().st_size}"
         with FileLock(str(folder) + ".lock"):
             if not (folder / "config.json").is_file():
-                tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+                tokenizer = AutoTokenizer.from_pretrained(
+                    gguf.parent, gguf_file=gguf.name, local_files_only=True
+                )
                 model = AutoModelForCausalLM.from_pretrained(
-                    gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+                    gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
                 )
                 _save_dequantised(model, tokenizer, folder)
-        self._tokenizer = AutoTokenizer.from_pretrained(folder)
-        self._model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        # local_files_only: the files are on disk; nothing may reach for the hub.
+        self._tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self._model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch.float32, local_files_only=True
+        ).eval()
         self._torch = torch
         self.name = name
         self.context_window = context_window

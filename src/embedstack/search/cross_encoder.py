@@ -1,12 +1,13 @@
 """Rerank with a sentence-transformers CrossEncoder folder (any *ForSequenceClassification).
 
 Run with transformers + PyTorch directly (both are already dependencies), so a CrossEncoder
-needs no sentence-transformers install; scores match `CrossEncoder.predict`.
+needs no sentence-transformers install; scores match `CrossEncoder.predict`. The folder is
+read with `local_files_only=True`, so nothing reaches for the hub (and the environment is left
+alone).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,6 @@ class CrossEncoderReranker:
     """Scores (query, text) pairs jointly; sigmoid of the logit (or P(relevant) for 2 labels)."""
 
     def __init__(self, folder: Path, batch_size: int = 16, max_length: int = 512) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

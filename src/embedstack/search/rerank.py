@@ -9,8 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from embedstack.errors import InvalidInputError
-from embedstack.models import EmbeddingModel
-from embedstack.models.encoder import Encoder
+from embedstack.models.base import EmbeddingModel, TokenEmbeddingModel, as_token_embedder
 
 BATCH = 16
 
@@ -35,7 +34,7 @@ class LateInteractionReranker:
 
     fuses_retrievers = True
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: TokenEmbeddingModel) -> None:
         self.encoder = encoder
         self.name = f"late-interaction:{encoder.name}"
 
@@ -54,15 +53,19 @@ class LateInteractionReranker:
 
 
 def load_reranker(spec: str, model: EmbeddingModel | None = None) -> Reranker:
-    """A reranker by name: "builtin" (late interaction with `model`) or a CrossEncoder folder."""
+    """A reranker by name: "builtin" (late interaction with `model`) or a CrossEncoder folder.
+
+    "builtin" needs a model that declares token vectors (TOKEN_EMBEDDINGS), cached or not.
+    """
     from embedstack.search.cross_encoder import CrossEncoderReranker
 
     if spec == "builtin":
-        encoder = getattr(model, "encoder", model)  # unwrap a CachedEncoder
-        if not isinstance(encoder, Encoder):
+        encoder = None if model is None else as_token_embedder(model)
+        if encoder is None:
+            name = "no model" if model is None else repr(model.name)
             raise InvalidInputError(
                 "the built-in reranker needs a transformer model with token vectors; "
-                f"{getattr(model, 'name', model)!r} has none: pass a CrossEncoder folder"
+                f"{name} has none: pass a CrossEncoder folder"
             )
         return LateInteractionReranker(encoder)
     if Path(spec).expanduser().is_dir():

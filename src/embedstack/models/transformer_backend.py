@@ -1,0 +1,112 @@
+"""The transformer backends (onnx-int8, onnx, torch): a sentence-transformers pipeline whose
+transformer step runs on ONNX Runtime or PyTorch.
+
+Serves catalog entries (`from_spec`), and two resolvers for models given by path: a
+sentence-transformers folder and a bare `.onnx` file with its tokenizer.json beside it.
+ONNX files are built from the bundled weights on first use and cached (see onnx_export).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from embedstack.errors import ModelNotFoundError, OnnxLoadError
+from embedstack.models.catalog import ModelSpec, find_spec
+from embedstack.models.encoder import Encoder, Runner
+from embedstack.models.onnx_backend import OnnxTransformer
+from embedstack.models.registry import LoadRequest
+from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
+
+TRANSFORMER_BACKENDS = ("onnx-int8", "onnx", "torch")
+DEFAULT_BACKEND = "onnx-int8"  # 1.8-2x sentence-transformers on 2 CPUs, cosine >= 0.98 to fp32
+
+
+def from_spec(spec: ModelSpec, backend: str) -> Encoder:
+    """A catalog transformer on `backend`."""
+    location = spec.locate()
+    source = None
+    if spec.onnx_only:  # shipped as ONNX only: no PyTorch weights, shared tokenizer
+        tokenizer = find_spec(spec.tokenizer_from or spec.name).locate() / "tokenizer.json"
+        config = SbertConfig(location.parent, tokenizer, spec.max_tokens, "mean")
+        source = location
+    else:
+        config = read_sbert_folder(location)
+    runner = _runner(spec.name, config, backend, spec.int8_keep_fp32, source, spec.int8_per_channel)
+    return Encoder(spec.name, config, runner, spec.dim, backend)
+
+
+def resolve_onnx_file(request: LoadRequest) -> Encoder | None:
+    """An exported `.onnx` file (e.g. from optimum) with tokenizer.json beside it."""
+    path = Path(request.name).expanduser()
+    if path.suffix != ".onnx" or not path.is_file():
+        return None
+    config = read_onnx_folder(path)
+    runner = OnnxTransformer(path)
+    return Encoder(str(path.resolve()), config, runner, dim=_probe_dim(runner), backend="onnx")
+
+
+def resolve_folder(request: LoadRequest) -> Encoder | None:
+    """A sentence-transformers folder; its ONNX files are cached under its name and path."""
+    path = Path(request.name).expanduser()
+    if not path.is_dir():
+        return None
+    backend = request.backend or DEFAULT_BACKEND
+    if backend not in TRANSFORMER_BACKENDS:
+        raise ModelNotFoundError(
+            f"a model folder runs on {', '.join(TRANSFORMER_BACKENDS)}, not {backend}"
+        )
+    config = read_sbert_folder(path)
+    resolved = str(path.resolve())
+    cache_name = f"{path.resolve().name}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
+    runner = _runner(cache_name, config, backend, keep_fp32=())
+    return Encoder(resolved, config, runner, _hidden_size(config), backend)
+
+
+def _runner(
+    cache_name: str,
+    config: SbertConfig,
+    backend: str,
+    keep_fp32: tuple[str, ...],
+    source: Path | None = None,
+    per_channel: bool = True,
+) -> Runner:
+    if backend == "torch":
+        from embedstack.models.torch_backend import TorchTransformer
+
+        return TorchTransformer(config.transformer_dir)
+    from embedstack.models.onnx_export import onnx_file
+
+    def build(rebuild: bool = False) -> Path:
+        return onnx_file(
+            cache_name,
+            config.transformer_dir,
+            quantize=backend == "onnx-int8",
+            keep_fp32=keep_fp32,
+            per_channel=per_channel,
+            rebuild=rebuild,
+            source=source,
+        )
+
+    try:
+        return OnnxTransformer(build())
+    except OnnxLoadError:  # a damaged cache file is rebuilt once, not fatal
+        return OnnxTransformer(build(rebuild=True))
+
+
+def _hidden_size(config: SbertConfig) -> int:
+    path = config.transformer_dir / "config.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        return int(settings.get("hidden_size") or settings.get("dim") or settings["d_model"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotFoundError(f"cannot read the model's width from {path}: {exc}") from exc
+
+
+def _probe_dim(runner: OnnxTransformer) -> int:
+    ones = np.ones((1, 2), dtype=np.int64)
+    batch = {"input_ids": ones, "attention_mask": ones, "token_type_ids": np.zeros_like(ones)}
+    return int(runner(batch).shape[-1])
