@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from embedstack.config import CONFIG_FILE, CollectionConfig
-from embedstack.errors import CollectionError, CollectionNotFoundError, InvalidInputError
+from embedstack.errors import (
+    CollectionError,
+    CollectionNotFoundError,
+    InvalidInputError,
+    ModelNotFoundError,
+)
 from embedstack.ingest.options import IngestOptions
 from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
@@ -49,7 +54,12 @@ def _canonical_name(model: str | None) -> str | None:
     if model is None or model.startswith("openai:"):
         return model
     path = Path(model).expanduser()
-    return str(path.resolve()) if path.exists() else find_spec(model).name
+    if path.exists():
+        return str(path.resolve())
+    try:
+        return find_spec(model).name
+    except ModelNotFoundError:
+        return model  # a name another resolver claims (load_model says if none does)
 
 
 def _content_id(text: str) -> str:

@@ -30,10 +30,10 @@ def print_words(title: str, pairs: list[tuple[str, float]], as_json: bool) -> No
 
 def load_word_vectors(model: str):
     from embedstack.errors import InvalidInputError
-    from embedstack.models.word_vectors import WordVectors
+    from embedstack.models.base import as_word_vectors
 
-    vectors = load_encoder(model, None)
-    if not isinstance(vectors, WordVectors):
+    vectors = as_word_vectors(load_encoder(model, None))
+    if vectors is None:
         raise InvalidInputError(f"{model} is not a word-vector model (try glove-6b-50d)")
     return vectors
 

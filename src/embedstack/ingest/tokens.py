@@ -8,6 +8,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, find_spec
+from embedstack.models.base import as_tokenized
 
 # Room for tokens the model adds itself: [CLS]/[SEP], or an E5-style "passage: " prefix.
 SPECIAL_TOKENS_ALLOWANCE = 2
@@ -26,10 +27,9 @@ class TokenCounter:
     @classmethod
     def for_model(cls, model: EmbeddingModel) -> TokenCounter:
         """The model's own tokenizer.json, or the default model's as an estimate."""
-        inner = getattr(model, "encoder", model)  # unwrap a CachedEncoder
-        tokenizer_file = getattr(inner, "tokenizer_file", None)
-        if tokenizer_file is not None and Path(tokenizer_file).is_file():
-            return cls(Path(tokenizer_file))
+        tokenized = as_tokenized(model)
+        if tokenized is not None and tokenized.tokenizer_file.is_file():
+            return cls(tokenized.tokenizer_file)
         return cls(find_spec(DEFAULT_MODEL).locate() / "tokenizer.json", exact=False)
 
     def count(self, texts: Sequence[str]) -> list[int]:
