@@ -27,7 +27,7 @@ from embedstack.errors import (
 from embedstack.ingest.options import IngestOptions
 from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
-from embedstack.rows import check_text, validate_rows
+from embedstack.rows import check_text, check_whole_number, validate_rows
 from embedstack.search.engine import SearchEngine
 from embedstack.search.options import SearchOptions
 from embedstack.search.rerank import Reranker, load_reranker
@@ -132,6 +132,13 @@ class Collection:
         """
         if not isinstance(path, str | Path):
             raise InvalidInputError(f"path must be a folder path, got {type(path).__name__}")
+        if model is not None and not isinstance(model, str) and not hasattr(model, "encode"):
+            raise InvalidInputError(
+                f"model must be a model name, a path or a loaded model, got {type(model).__name__}"
+            )
+        check_whole_number("hnsw_m", hnsw_m, 2)
+        check_whole_number("ef_search", ef_search, 1)
+        check_whole_number("cache_size", cache_size)
         folder = Path(path)
         encoder = None if model is None or isinstance(model, str) else model
         wanted = encoder.name if encoder is not None else _canonical_name(model)  # type: ignore[arg-type]
@@ -266,6 +273,7 @@ class Collection:
         from embedstack.ingest.pipeline import Ingestor
 
         options = _options(IngestOptions, options, fields)
+        options.check()  # before the model loads
         if isinstance(paths, str | Path):
             paths = [paths]
         ingestor = Ingestor(self.model, self._store, options, show_progress=show_progress)

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Mapping
 
 from embedstack.errors import InvalidInputError
+
+
+def check_whole_number(name: str, value: object, minimum: int = 0) -> int:
+    """`value` as an int, or a one-line error naming the field (2.5, "5" and True are not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise InvalidInputError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
 
 
 def check_text(text: str, where: str) -> None:

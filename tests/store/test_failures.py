@@ -68,6 +68,13 @@ def snapshot(kb: Collection) -> dict:
          "unknown SearchOptions field"),
         (lambda kb: kb.delete(None), InvalidInputError, "ids must be a string or a list"),
         (lambda kb: kb.count({"year": {"$gte": [1]}}), InvalidInputError, "single value"),
+        (lambda kb: kb.ingest([], chunk_tokens=2.5), InvalidInputError,
+         "chunk_tokens must be a whole number, got 2.5"),
+        (lambda kb: kb.ingest([], overlap=-1), InvalidInputError, "overlap must be at least 0"),
+        (lambda kb: Collection.open(kb.folder, model=123), InvalidInputError,
+         "model must be a model name"),
+        (lambda kb: Collection.open(kb.folder, cache_size="big"), InvalidInputError,
+         "cache_size must be a whole number"),
     ],
 )
 def test_bad_calls_give_one_line_errors_and_change_nothing(kb, bad_call, error, message):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from embedstack.errors import InvalidInputError
 from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
+from embedstack.rows import check_whole_number
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,11 @@ class IngestOptions:
     batch_chunks: int = 256  # chunks embedded per encoder call, across files
 
     def check(self) -> None:
-        for name in ("chunk_tokens", "overlap", "max_chars", "batch_chunks"):
-            value = getattr(self, name)
-            if value is None and name == "chunk_tokens":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
-            if value < (0 if name == "overlap" else 1):
-                raise InvalidInputError(f"{name} must be at least {int(name != 'overlap')}")
+        if self.chunk_tokens is not None:
+            check_whole_number("chunk_tokens", self.chunk_tokens, 1)
+        check_whole_number("overlap", self.overlap, 0)
+        check_whole_number("max_chars", self.max_chars, 1)
+        check_whole_number("batch_chunks", self.batch_chunks, 1)
         if isinstance(self.max_file_mb, bool) or not isinstance(self.max_file_mb, int | float):
             raise InvalidInputError(f"max_file_mb must be a number, got {self.max_file_mb!r}")
         if self.max_file_mb <= 0:

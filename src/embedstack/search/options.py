@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from embedstack.errors import FilterError, InvalidInputError, LimitExceededError
+from embedstack.rows import check_whole_number
 
 if TYPE_CHECKING:
     from embedstack.search.rerank import Reranker
@@ -51,12 +52,7 @@ class SearchOptions:
 
 
 def _count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
-    value = int(value)
-    if value < 1:
-        raise InvalidInputError(f"{name} must be at least 1, got {value}")
-    if value > MAX_K:
+    if check_whole_number(name, value, 1) > MAX_K:
         raise LimitExceededError(f"{name} is {value}; the limit is {MAX_K:,}")
 
 
