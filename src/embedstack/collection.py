@@ -31,6 +31,7 @@ from embedstack.rows import check_text, check_whole_number, validate_rows
 from embedstack.search.engine import SearchEngine
 from embedstack.search.options import SearchOptions
 from embedstack.search.rerank import Reranker, load_reranker
+from embedstack.store.base import MANIFEST
 from embedstack.store.factory import open_store
 from embedstack.store.filters import parse_filter
 from embedstack.store.local import DB_FILE
@@ -145,6 +146,8 @@ class Collection:
         if (folder / CONFIG_FILE).is_file():
             config = CollectionConfig.read(folder)
             if wanted is not None and wanted != config.model:
+                if isinstance(model, str) and wanted == model and not model.startswith("openai:"):
+                    find_spec(model)  # a name nothing knows: say so (404), not "built with"
                 raise CollectionError(
                     f"{folder} was built with model {config.model!r} ({config.dim}-d); "
                     f"it cannot be searched with {wanted!r}"
@@ -272,6 +275,7 @@ class Collection:
         """
         from embedstack.ingest.pipeline import Ingestor
 
+        self._require(MANIFEST, "ingest files")
         options = _options(IngestOptions, options, fields)
         options.check()  # before the model loads
         if isinstance(paths, str | Path):
@@ -281,17 +285,25 @@ class Collection:
 
     def sources(self) -> list[SourceRecord]:
         """The ingested files (the manifest): path, content hash, format, chunk ids."""
+        self._require(MANIFEST, "list ingested files")
         return self._store.sources()
+
+    def _require(self, capability: str, what: str) -> None:
+        if capability not in self._store.capabilities:
+            raise InvalidInputError(
+                f"the {self.config.store!r} store of {self.folder} cannot {what} "
+                f"(it has no {capability!r} capability)"
+            )
 
     def delete(self, ids: str | Sequence[str]) -> int:
         """Delete by id; returns how many of the ids existed."""
-        return self._store.delete(_as_list("ids", ids))
+        return self._store.delete(_as_ids(ids))
 
     # ---- reads ---------------------------------------------------------------------------------
 
     def get(self, ids: str | Sequence[str]) -> list[Chunk]:
         """The stored chunks among `ids`, in the order asked (missing ids are left out)."""
-        return self._store.get(_as_list("ids", ids))
+        return self._store.get(_as_ids(ids))
 
     def ids(self) -> list[str]:
         """Every stored id, oldest first."""
@@ -350,9 +362,7 @@ class Collection:
             fields["k"] = k
         if filter is not None:
             fields["filter"] = filter
-        resolved = _options(SearchOptions, options, fields)
-        resolved.check()
-        parse_filter(resolved.filter)  # reject a bad filter before spending time on encoding
+        resolved = _options(SearchOptions, options, fields)  # the engine checks it first thing
         if isinstance(queries, np.ndarray):
             queries = self._check_vectors(queries)
             if resolved.mode == "hybrid":
@@ -461,6 +471,15 @@ class Collection:
         if (norms == 0).any():
             raise InvalidInputError("vectors must not be all zeros")
         return array / norms
+
+
+def _as_ids(ids: Any) -> list[str]:
+    """One id or a sequence of them, every one a string."""
+    found = _as_list("ids", ids)
+    for position, id_ in enumerate(found):
+        if not isinstance(id_, str):
+            raise InvalidInputError(f"id {position} is {type(id_).__name__}, not a string")
+    return found
 
 
 def _as_list(name: str, value: Any) -> list:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from embedstack.errors import (
     EmbedstackError,
     InvalidInputError,
     LimitExceededError,
+    ModelNotFoundError,
 )
 from tests.conftest import PROJECT, unit_vectors
 
@@ -68,6 +71,11 @@ def snapshot(kb: Collection) -> dict:
          "unknown SearchOptions field"),
         (lambda kb: kb.delete(None), InvalidInputError, "ids must be a string or a list"),
         (lambda kb: kb.count({"year": {"$gte": [1]}}), InvalidInputError, "single value"),
+        (lambda kb: kb.count({"city": "caf\udce9"}), InvalidInputError,
+         "a value of field 'city' is not valid Unicode"),
+        (lambda kb: kb.get(["paris", object()]), InvalidInputError, "id 1 is object, not a string"),
+        (lambda kb: Collection.open(kb.folder, model="all-MiniLM-L6-v3"), ModelNotFoundError,
+         "unknown model 'all-MiniLM-L6-v3'"),
         (lambda kb: kb.ingest([], chunk_tokens=2.5), InvalidInputError,
          "chunk_tokens must be a whole number, got 2.5"),
         (lambda kb: kb.ingest([], overlap=-1), InvalidInputError, "overlap must be at least 0"),
@@ -138,6 +146,36 @@ def test_garbage_instead_of_a_database_is_a_clear_error(tmp_path):
     (folder / "embedstack.db").write_bytes(b"this is not a database " * 100)
     with pytest.raises(CorruptCollectionError, match="is damaged"):
         Collection.open(folder)
+
+
+def generation(kb: Collection) -> int:
+    with closing(sqlite3.connect(kb.folder / "embedstack.db")) as db:
+        return int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
+def test_writes_that_change_nothing_commit_nothing(kb):
+    """No new generation: other processes need not reload their index for nothing."""
+    before = generation(kb)
+    assert kb.delete(["no-such-id"]) == 0
+    assert kb._store.remove_source("/never/ingested.md") == 0
+    assert generation(kb) == before
+    kb.delete(["rome"])
+    assert generation(kb) == before + 1
+
+
+def test_a_failed_index_update_after_commit_loses_nothing(kb, monkeypatch):
+    """The row is committed before the in-memory index is updated; if that update fails (here
+    FAISS runs out of memory), the write still succeeds and the next search reloads the index
+    from SQLite."""
+    vector = unit_vectors(1, 384, 9)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(kb._store._index, "add", out_of_memory)
+    kb.add(["Madrid is in Spain."], ids=["madrid"], embeddings=vector)
+    assert kb.get("madrid")[0].text == "Madrid is in Spain."
+    assert kb.search(vector[0], k=1)[0].id == "madrid"
 
 
 def test_check_finds_derived_data_that_disagrees_with_the_rows(kb):

@@ -38,6 +38,7 @@ from embedstack.models.base import (
     as_word_vectors,
 )
 from embedstack.models.inputs import as_text_list
+from embedstack.sqlite_threads import ClosedError, ThreadConnections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -87,18 +88,15 @@ class EmbeddingCache:
     def __init__(self, path: Path, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.path = Path(path)
         self.max_entries = max_entries
-        self._local = threading.local()
-        self._lock = threading.RLock()  # writes, rebuilds, the table of connections
-        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
-        self._generation = 0  # bumped when the file is rebuilt: older connections are stale
+        self._lock = threading.RLock()  # writes, rebuilds, turning off
+        self._threads = ThreadConnections(self._open)  # reset when the file is rebuilt
         self._off: str | None = None  # why the cache is turned off (None: it is on)
-        self._closed = False
         self._run(lambda db: None, None)  # open now: a damaged file is replaced at once
 
     @property
     def enabled(self) -> bool:
         """False once the cache was turned off (cannot be opened or written) or closed."""
-        return self._off is None and not self._closed
+        return self._off is None and not self._threads.closed
 
     def __len__(self) -> int:
         return self._run(_count, 0)
@@ -140,11 +138,8 @@ class EmbeddingCache:
         self._run(lambda db: self._write(db, INSERT, rows, evict=True), None)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            for db in self._connections.values():
-                db.close()
-            self._connections.clear()
+        """Close every thread's connection once no lookup is running in another thread."""
+        self._threads.close()
 
     # ---- connections, and what happens when SQLite fails ---------------------------------------
 
@@ -180,12 +175,13 @@ class EmbeddingCache:
         for attempt in range(2):
             if not self.enabled:
                 return fallback
-            generation = self._generation
+            generation = self._threads.generation
             try:
-                return operation(self._connection())
+                with self._threads.using():
+                    return operation(self._threads.get())
+            except ClosedError:
+                return fallback  # closed by another thread
             except sqlite3.Error as exc:
-                if self._closed:
-                    return fallback  # closed by another thread while this one was in it
                 if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
                     raise  # a bug here, not a problem with the file
                 code = _error_code(exc)
@@ -197,21 +193,6 @@ class EmbeddingCache:
                     return fallback
                 self._turn_off(exc)
         return fallback
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None and self._local.generation == self._generation:
-            return db
-        with self._lock:
-            if db is not None:  # made before a rebuild: it still sees the old file
-                self._connections.pop(threading.current_thread(), None)
-                db.close()
-            for thread in [t for t in self._connections if not t.is_alive()]:
-                self._connections.pop(thread).close()  # threads that ended keep no files open
-            db = self._open()
-            self._connections[threading.current_thread()] = db
-            self._local.db, self._local.generation = db, self._generation
-            return db
 
     def _open(self) -> sqlite3.Connection:
         # check_same_thread=False only so that close() may close every thread's connection;
@@ -232,19 +213,15 @@ class EmbeddingCache:
     def _rebuild(self, generation: int, exc: sqlite3.Error) -> None:
         """Delete the damaged file (and its journal files) so the next connection starts anew."""
         with self._lock:
-            if generation != self._generation:
+            if generation != self._threads.generation:
                 return  # another thread rebuilt it already
             log.warning("embedding cache %s is damaged (%s): starting a new one", self.path, exc)
-            db = self._connections.pop(threading.current_thread(), None)
-            if db is not None:
-                db.close()
-                self._local.db = None
             try:
                 for suffix in ("", "-wal", "-shm", "-journal"):
                     Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             except OSError as error:
                 self._turn_off(error)
-            self._generation += 1
+            self._threads.reset()  # every thread reconnects, to the new file
 
     def _turn_off(self, exc: BaseException) -> None:
         with self._lock:

@@ -11,10 +11,11 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import cast
 
 import numpy as np
 
-from embedstack.errors import InvalidInputError
+from embedstack.errors import InvalidInputError, StorageError
 from embedstack.models import EmbeddingModel
 from embedstack.search.fusion import Ranked, mmr, reciprocal_rank_fusion, weighted_fusion
 from embedstack.search.options import SearchOptions
@@ -44,14 +45,18 @@ class SearchEngine:
         self._reranker = reranker
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        with self._pool_lock:
+            pool, self._pool, self._closed = self._pool, None, True
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     def _keyword_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
+            if self._closed:
+                raise StorageError("the collection is closed")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(KEYWORD_WORKERS, "embedstack-bm25")
             return self._pool
@@ -80,11 +85,11 @@ class SearchEngine:
         depth = max(options.candidates, options.k, options.rerank_depth if reranker else 0)
         keyword_lists: Future[list[Ranked]] | None = None
         if options.mode != "dense" and vectors is None:
-            store = self.store
-            if KEYWORD not in store.capabilities or not isinstance(store, KeywordSearch):
+            if KEYWORD not in self.store.capabilities:
                 raise InvalidInputError(
                     f"this store has no keyword index: use mode='dense', not {options.mode!r}"
                 )
+            store = cast(KeywordSearch, self.store)
             # BM25 runs in a worker thread while this one embeds the query and searches vectors.
             keyword_lists = self._keyword_pool().submit(
                 lambda: [store.keyword(t, depth, where) for t in texts]

@@ -119,12 +119,15 @@ class KeywordIndex:
         self.signature = f"{INDEX_VERSION}:{analyzer.signature}"
 
     def create(self, db: sqlite3.Connection, fresh: bool = False) -> None:
-        """Create the tables (dropping old ones first when `fresh`); outside a transaction."""
+        """Create the tables (dropping old ones first when `fresh`), inside the caller's
+        transaction if there is one."""
         if fresh:
             for table in (*TABLES, "keyword_docs"):  # keyword_docs: the version 1 name
                 db.execute(f"DROP TABLE IF EXISTS {table}")
             db.execute("DELETE FROM meta WHERE key LIKE 'keyword_%'")
-        db.executescript(SCHEMA)
+        for statement in SCHEMA.split(";"):  # not executescript(), which would COMMIT first
+            if statement.strip():
+                db.execute(statement)
         db.executemany("INSERT OR IGNORE INTO meta VALUES (?, '0')", [(s,) for s in STATS])
 
     def add(

@@ -9,9 +9,10 @@ another process wrote to the collection).
 Threads: each thread reads through its own read-only connection (WAL: readers see the last
 committed state and never wait for a writer); writes go through one writer connection, one
 at a time. The in-memory FAISS index is shared under a readers–writer lock, held exclusively
-only while a commit is applied to it. Opening writes nothing unless the database needs its
-tables (a new collection) or its keyword index (an old one), so a read-only folder can be
-searched.
+only while a commit is applied to it; a full rebuild (another process wrote, or an HNSW graph
+is a quarter dead) is built outside the lock by one reader and swapped in. Opening writes
+nothing unless the database needs its tables (a new collection) or its keyword index (an old
+one), so a read-only folder can be searched.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from embedstack.errors import (
     ReadOnlyCollectionError,
     StorageError,
 )
+from embedstack.sqlite_threads import ClosedError, ThreadConnections
 from embedstack.store.analyzer import Analyzer
 from embedstack.store.base import KEYWORD, MANIFEST, Scored
-from embedstack.store.filters import FilterNode
+from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.keyword_index import KeywordIndex
 from embedstack.store.locking import ReadWriteLock
 from embedstack.store.sqlite_filters import compile_sqlite, index_rows
@@ -107,93 +109,88 @@ class LocalStore:
         self.folder = Path(folder)
         self.path = self.folder / DB_FILE
         self.dim = dim
-        self.keywords = KeywordIndex(
-            analyzer or Analyzer(), bm25_k1, bm25_b, bm25_document_weight
-        )
-        self._index = VectorIndex(dim, index, hnsw_m=hnsw_m, ef_search=ef_search)
-        self._index_lock = ReadWriteLock()
-        self._write_lock = threading.Lock()
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self.keywords = KeywordIndex(analyzer or Analyzer(), bm25_k1, bm25_b, bm25_document_weight)
+        self._kind, self._hnsw_m, self._ef_search = index, hnsw_m, ef_search
+        self._index = self._empty_index()
+        self._index_lock = ReadWriteLock()  # the in-memory index: searches share, commits own
+        self._write_lock = threading.Lock()  # one write transaction at a time in this process
+        self._catch_up_lock = threading.Lock()  # one thread rebuilds; the others search on
+        self._readers = ThreadConnections(self._open_reader)
         self._writer: sqlite3.Connection | None = None
         self._immutable = False  # a read-only folder: readers open the file as immutable
-        self._generation = -1  # generation the in-memory index reflects
+        self._generation = -1  # the database generation the in-memory index reflects
         self._checkpointed = -1
         self._allowed_memo: dict[tuple[int, FilterNode], np.ndarray] = {}
-        self._closed = False
         self._keyword_ready = True
         try:
             with self._sqlite_errors():
                 if not self.path.exists() or not self._has_tables():
                     self._create_tables()
                 self._ensure_keyword_index()
-                with self._index_lock.writing():
-                    self._sync_index(verify=True)
+                self._index, self._generation, self._checkpointed = self._load_index(verify=True)
         except BaseException:
-            self._close_connections()
+            self._readers.close(then=self._close_writer)
             raise
 
     # ---- connections ---------------------------------------------------------------------
 
-    def _connect(self, uri: str) -> sqlite3.Connection:
-        db = sqlite3.connect(
+    def _uri(self, mode: str = "") -> str:
+        return "file:" + quote(str(self.path.absolute())) + mode
+
+    @staticmethod
+    def _connect(uri: str) -> sqlite3.Connection:
+        # check_same_thread=False only so that close() may close every thread's connection;
+        # each connection is used by one thread at a time.
+        return sqlite3.connect(
             uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
         )
-        with self._connections_lock:
-            self._connections.append(db)
-        return db
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read-only connection (opened on first use)."""
-        if self._closed:
-            raise StorageError(f"the collection at {self.folder} is closed")
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._open_reader()
-            self._local.db = db
-        return db
+        try:
+            return self._readers.get()
+        except ClosedError:
+            raise StorageError(f"the collection at {self.folder} is closed") from None
 
     def _open_reader(self) -> sqlite3.Connection:
         """A connection that cannot write: `query_only` where the file is writable (so it can
         still tidy SQLite's -wal/-shm files on close), else read-only, else — in a read-only
         folder, where WAL's -shm file cannot be created — the file opened as immutable."""
-        uri = "file:" + quote(str(self.path.absolute()))
         for mode in () if self._immutable else ("", "?mode=ro"):
-            db = sqlite3.connect(uri + mode, uri=True, isolation_level=None,
-                                 timeout=BUSY_TIMEOUT_S, check_same_thread=False)  # fmt: skip
+            db = self._connect(self._uri(mode))
             try:
                 db.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
                 db.execute("PRAGMA query_only = ON")
+                return db
             except sqlite3.OperationalError as exc:
                 db.close()
                 if "readonly" not in str(exc) and "unable to open" not in str(exc):
                     raise
-                continue
-            with self._connections_lock:
-                self._connections.append(db)
-            return db
         self._immutable = True
-        return self._connect(uri + "?immutable=1")
+        return self._connect(self._uri("?immutable=1"))
 
     def _write_db(self) -> sqlite3.Connection:
-        """The writer connection; fails with ReadOnlyCollectionError on a read-only folder."""
-        if self._closed:
-            raise StorageError(f"the collection at {self.folder} is closed")
+        """The writer connection; ReadOnlyCollectionError on a read-only folder."""
         if self._writer is None:
             if self._immutable or (self.path.exists() and not os.access(self.path, os.W_OK)):
                 raise ReadOnlyCollectionError(f"{self.folder} is read-only; it can only be read")
+            db = self._connect(self._uri())
             try:
-                db = self._connect("file:" + quote(str(self.path.absolute())))
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
-            except sqlite3.OperationalError as exc:
-                raise ReadOnlyCollectionError(
-                    f"{self.folder} cannot be written ({exc}); it can only be read"
-                ) from exc
+            except sqlite3.Error:
+                db.close()
+                raise
             self._writer = db
         return self._writer
+
+    def _close_writer(self) -> None:
+        """Closed last: the last connection to close checkpoints the WAL and removes SQLite's
+        -wal and -shm files, which a read-only connection cannot do."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     @contextmanager
     def _sqlite_errors(self) -> Iterator[None]:
@@ -203,26 +200,24 @@ class LocalStore:
         except sqlite3.Error as exc:
             raise storage_error(exc, self.folder) from exc
 
-    def _has_tables(self) -> bool:
+    @contextmanager
+    def _operation(self) -> Iterator[None]:
+        """Every public call: counted (close() waits for it), SQLite errors translated."""
         try:
-            names = {
-                row[0]
-                for row in self._reader().execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            }
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return False
-            raise
-        return set(TABLES) <= names
+            with self._readers.using(), self._sqlite_errors():
+                yield
+        except ClosedError:
+            raise StorageError(f"the collection at {self.folder} is closed") from None
+
+    def _has_tables(self) -> bool:
+        found = self._reader().execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return set(TABLES) <= {row[0] for row in found}
 
     def _create_tables(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        db = self._write_db()
-        db.executescript(SCHEMA)
+        self._write_db().executescript(SCHEMA)
 
-    # ---- bookkeeping -------------------------------------------------------------------------
+    # ---- the in-memory index -----------------------------------------------------------------
 
     @staticmethod
     def _meta(db: sqlite3.Connection, key: str) -> int:
@@ -235,36 +230,52 @@ class LocalStore:
     def _checkpoint_path(self, generation: int) -> Path:
         return self.folder / f"vectors-{generation}.faiss"
 
-    def _sync_index(self, verify: bool = False) -> None:
-        """Make the in-memory index match the database; hold `_index_lock` for writing.
+    def _empty_index(self) -> VectorIndex:
+        return VectorIndex(self.dim, self._kind, hnsw_m=self._hnsw_m, ef_search=self._ef_search)
 
-        From a checkpoint of the same generation when one is there; otherwise the index is
+    def _load_index(self, verify: bool = False) -> tuple[VectorIndex, int, int]:
+        """(index, its generation, the generation checkpointed on disk or -1), from one
+        consistent read of the database; takes no lock, so searches go on meanwhile.
+
+        From the checkpoint of the same generation when it holds every stored row; otherwise
         rebuilt from SQLite — and, on open (`verify`), the database is checked first, since a
         missing or disagreeing checkpoint is when damage would otherwise be served silently.
         """
         db = self._reader()
-        generation = self._meta(db, "generation")
-        if generation == self._generation:
-            return
-        checkpoint = self._checkpoint_path(generation)
-        live = {row[0] for row in db.execute("SELECT vid FROM chunks")}
-        loaded = False
-        if checkpoint.exists():
-            try:
-                self._index.load(checkpoint)
-                held = set(self._index.ids().tolist())
-                loaded = live <= held  # a checkpoint missing live rows is not trusted
-                if loaded:
-                    self._index.mark_dead(held - live)
-                    self._checkpointed = generation
-            except (RuntimeError, ValueError):
-                pass  # an unreadable checkpoint is only a cache miss
-        if not loaded:
+        db.execute("BEGIN")  # one snapshot for the generation, the rows and the vectors
+        try:
+            generation = self._meta(db, "generation")
+            live = {row[0] for row in db.execute("SELECT vid FROM chunks")}
+            index = self._checkpoint_index(generation, live)
+            if index is not None:
+                return index, generation, generation
             if verify:
                 self._quick_check(db)
-            self._rebuild(db)
-        self._generation = generation
-        self._allowed_memo.clear()
+            index = self._empty_index()
+            rows = db.execute("SELECT vid, vector FROM vectors ORDER BY vid").fetchall()
+        finally:
+            db.execute("COMMIT")
+        if rows:
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, self.dim)
+            index.add(ids, vectors)
+        return index, generation, -1
+
+    def _checkpoint_index(self, generation: int, live: set[int]) -> VectorIndex | None:
+        """The checkpoint of `generation`, if there is one that holds every live row."""
+        checkpoint = self._checkpoint_path(generation)
+        if not checkpoint.exists():
+            return None
+        index = self._empty_index()
+        try:
+            index.load(checkpoint)
+        except (RuntimeError, ValueError):
+            return None  # an unreadable checkpoint is only a cache miss
+        held = set(index.ids().tolist())
+        if not live <= held:
+            return None
+        index.mark_dead(held - live)
+        return index
 
     def _quick_check(self, db: sqlite3.Connection) -> None:
         problems = [row[0] for row in db.execute("PRAGMA quick_check")]
@@ -273,11 +284,33 @@ class LocalStore:
                 f"{self.path} is damaged ({problems[0]}); see `embedstack check {self.folder}`"
             )
 
+    def _catch_up(self) -> None:
+        """Reload the index when the database moved on without it (another process wrote, or
+        a rebuild is due). One thread rebuilds, outside the index lock; other threads keep
+        searching the index they have (hits are checked against the rows, so a stale index
+        costs recall for a moment, never correctness)."""
+        if self._meta(self._reader(), "generation") == self._generation:
+            return
+        if not self._catch_up_lock.acquire(blocking=self._generation < 0):
+            return
+        try:
+            if self._meta(self._reader(), "generation") == self._generation:
+                return  # another thread caught up while this one waited
+            index, generation, checkpointed = self._load_index()
+            with self._index_lock.writing():
+                if generation > self._generation:  # else a commit here got further meanwhile
+                    self._index, self._generation = index, generation
+                    self._checkpointed = checkpointed
+                    self._allowed_memo.clear()
+        finally:
+            self._catch_up_lock.release()
+
     def _ensure_keyword_index(self) -> None:
         """(Re)build the keyword index of rows stored before it, or by another analyzer or version.
 
-        The index is derived data: its signature is removed before the rebuild and written in
-        the rebuild's transaction, so after a crash the next open simply rebuilds again.
+        Dropping, creating and filling the tables is one transaction (SQLite's DDL is
+        transactional), so a crash, or another process doing the same, leaves the old index
+        or the new one; the signature is checked again once the write lock is held.
         """
         wanted = self.keywords.signature
         found = self._reader().execute(
@@ -291,38 +324,37 @@ class LocalStore:
             self._keyword_ready = False  # dense search still works; keyword says why not
             return
         with self._write_lock:
-            self.keywords.create(db, fresh=True)
             db.execute("BEGIN IMMEDIATE")
             try:
-                rows = db.execute("SELECT vid, text, metadata FROM chunks").fetchall()
-                self.keywords.rebuild(db, rows)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('keyword_index', ?)", (wanted,))
+                found = db.execute("SELECT value FROM meta WHERE key = 'keyword_index'").fetchone()
+                if not (found and found[0] == wanted):
+                    self.keywords.create(db, fresh=True)
+                    rows = db.execute("SELECT vid, text, metadata FROM chunks").fetchall()
+                    self.keywords.rebuild(db, rows)
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('keyword_index', ?)", (wanted,)
+                    )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-
-    def _rebuild(self, db: sqlite3.Connection) -> None:
-        self._index = VectorIndex(
-            self.dim, self._index.kind, hnsw_m=self._index.hnsw_m, ef_search=self._index.ef_search
-        )
-        rows = db.execute("SELECT vid, vector FROM vectors ORDER BY vid").fetchall()
-        if rows:
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, self.dim)
-            self._index.add(ids, vectors)
-        self._checkpointed = -1
 
     def flush(self) -> None:
         """Checkpoint the vector index so the next open skips the rebuild.
 
-        The checkpoint is only a cache of what SQLite holds, so failing to write it (a full
-        disk, a read-only folder) is logged, not raised, and leaves no temporary file.
+        Only an index that is current with the database is saved, and only older
+        checkpoints are removed. The checkpoint is a cache of what SQLite holds, so failing
+        to write it (a full disk, a read-only folder) is logged, not raised, and leaves no
+        temporary file.
         """
-        with self._index_lock.reading():
-            if self._checkpointed == self._generation or self._generation < 0:
+        with self._operation(), self._index_lock.reading():
+            generation = self._generation
+            if self._checkpointed == generation or generation < 0:
                 return
-            target = self._checkpoint_path(self._generation)
+            if self._meta(self._reader(), "generation") != generation:
+                return  # another process wrote since: its index, not ours, is the current one
+            target = self._checkpoint_path(generation)
             tmp = target.with_suffix(".faiss.tmp")
             try:
                 self._index.save(tmp)
@@ -331,27 +363,21 @@ class LocalStore:
                 tmp.unlink(missing_ok=True)
                 log.warning("could not checkpoint the vector index of %s: %s", self.folder, exc)
                 return
-            self._checkpointed = self._generation
+            self._checkpointed = generation
         for old in self.folder.glob("vectors-*.faiss"):
-            if old != target:
+            number = old.stem.removeprefix("vectors-")
+            if number.isdigit() and int(number) < generation:
                 old.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self._closed:
+        """Checkpoint the index, then close every connection once the calls in progress in
+        other threads have finished (new calls get a clear error)."""
+        if self._readers.closed:
             return
         if not self._immutable and os.access(self.folder, os.W_OK):
-            self.flush()  # a cache file beside the database; never the database itself
-        self._closed = True
-        self._close_connections()
-
-    def _close_connections(self) -> None:
-        with self._connections_lock:
-            # The writer last: the last connection to close checkpoints and removes SQLite's
-            # -wal and -shm files, which a read-only connection cannot do.
-            for db in sorted(self._connections, key=lambda db: db is self._writer):
-                db.close()
-            self._connections.clear()
-        self._writer = None
+            with contextlib.suppress(StorageError):
+                self.flush()  # a cache file beside the database; never the database itself
+        self._readers.close(then=self._close_writer)
 
     # ---- writes --------------------------------------------------------------------------------
 
@@ -389,20 +415,21 @@ class LocalStore:
                 (source.path, source.content_hash, source.recipe, source.format,
                  json.dumps(list(source.chunk_ids)), source.ingested_at),
             )  # fmt: skip
+            txn.changed = True
         return len(old.chunk_ids) if old else 0
 
     def remove_source(self, path: str) -> int:
         """Delete a file's chunks and its manifest entry; returns how many chunks went."""
         with self._write() as txn:
             old = self._source(txn.db, path)
-            if old is None:
-                return 0
-            txn.removed = self._delete_rows(txn.db, old.chunk_ids)
-            txn.db.execute("DELETE FROM sources WHERE path = ?", (path,))
+            if old is not None:
+                txn.removed = self._delete_rows(txn.db, old.chunk_ids)
+                txn.db.execute("DELETE FROM sources WHERE path = ?", (path,))
+                txn.changed = True
         return len(txn.removed)
 
     def source(self, path: str) -> SourceRecord | None:
-        with self._sqlite_errors():
+        with self._operation():
             return self._source(self._reader(), path)
 
     @staticmethod
@@ -411,7 +438,7 @@ class LocalStore:
         return SourceRecord.from_row(row) if row else None
 
     def sources(self) -> list[SourceRecord]:
-        with self._sqlite_errors():
+        with self._operation():
             return [
                 SourceRecord.from_row(r) for r in self._reader().execute("SELECT * FROM sources")
             ]
@@ -427,14 +454,15 @@ class LocalStore:
         in_list = "IN (SELECT value FROM json_each(?))"
         found = db.execute(f"SELECT vid FROM chunks WHERE id {in_list}", (_id_list(ids),))
         vids = [row[0] for row in found]
-        for table in ("chunks", "vectors", "chunk_meta"):
-            db.execute(f"DELETE FROM {table} WHERE vid {in_list}", (_id_list(vids),))
-        self.keywords.remove(db, vids)
+        if vids:
+            for table in ("chunks", "vectors", "chunk_meta"):
+                db.execute(f"DELETE FROM {table} WHERE vid {in_list}", (_id_list(vids),))
+            self.keywords.remove(db, vids)
         return np.array(vids, dtype=np.int64)
 
     def _insert_rows(
         self,
-        txn: _WriteTransaction,
+        txn: _Changes,
         ids: Sequence[str],
         texts: Sequence[str],
         metadatas: Sequence[Mapping[str, Any]],
@@ -451,11 +479,14 @@ class LocalStore:
         txn.added = np.arange(first, first + len(ids), dtype=np.int64)
         txn.vectors = vectors
         vids = txn.added.tolist()
-        db.executemany(
-            "INSERT INTO chunks (vid, id, text, metadata) VALUES (?, ?, ?, ?)",
-            zip(vids, ids, texts, (json.dumps(m, ensure_ascii=False) for m in metadatas),
-                strict=True),
-        )  # fmt: skip
+        try:
+            db.executemany(
+                "INSERT INTO chunks (vid, id, text, metadata) VALUES (?, ?, ?, ?)",
+                zip(vids, ids, texts, (json.dumps(m, ensure_ascii=False) for m in metadatas),
+                    strict=True),
+            )  # fmt: skip
+        except sqlite3.IntegrityError as exc:  # the store's own callers check ids first
+            raise InvalidInputError(f"ids must be unique and non-empty: {exc}") from exc
         db.executemany(
             "INSERT INTO vectors (vid, vector) VALUES (?, ?)",
             zip(vids, (v.tobytes() for v in vectors), strict=True),
@@ -471,34 +502,70 @@ class LocalStore:
         self.keywords.add(db, vids, texts, metadatas)
         self._set_meta(db, "next_vid", first + len(ids))
 
-    def _write(self) -> _WriteTransaction:
-        return _WriteTransaction(self)
+    @contextmanager
+    def _write(self) -> Iterator[_Changes]:
+        """BEGIN IMMEDIATE … COMMIT, bumping the generation; the index changes after COMMIT.
 
-    def _apply(self, txn: _WriteTransaction, generation: int) -> None:
-        """Mirror a committed write in the in-memory index; hold `_index_lock` for writing."""
-        if txn.stale:  # another process wrote before this transaction: start from SQLite
-            self._rebuild(self._reader())
-        else:
-            self._index.remove(txn.removed)
-            if txn.vectors is not None:
-                self._index.add(txn.added, txn.vectors)
-            if self._index.dead_fraction > REBUILD_DEAD_FRACTION:
-                self._rebuild(self._reader())
-        self._generation = generation
+        One writer per process at a time; other processes wait on SQLite's lock. The body
+        records what it changed (`removed`, `added`, `vectors`, `changed`); a write that
+        changed nothing is rolled back instead (no fsync, no new generation for other
+        processes to catch up with).
+        """
+        with self._operation(), self._write_lock:
+            db = self._write_db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                txn = _Changes(db)
+                generation = self._meta(db, "generation")
+                stale = generation != self._generation  # another process wrote since
+                yield txn
+                if not txn.any():
+                    db.execute("ROLLBACK")
+                    return
+                self._set_meta(db, "generation", generation + 1)
+                with self._index_lock.writing():
+                    db.execute("COMMIT")
+                    self._apply(txn, generation + 1, stale)
+            except BaseException:
+                if db.in_transaction:
+                    # SQLite may have rolled back already (a failed COMMIT on a full disk).
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+
+    def _apply(self, txn: _Changes, generation: int, stale: bool) -> None:
+        """Mirror a committed write in the in-memory index (`_index_lock` held for writing).
+
+        Never raises: the write is committed, and SQLite has it. When the index cannot follow
+        incrementally (another process wrote first, a quarter of an HNSW graph is dead, or an
+        update failed), it is marked out of date and the next search reloads it.
+        """
         self._allowed_memo.clear()
+        try:
+            if not stale:
+                self._index.remove(txn.removed)
+                if txn.vectors is not None:
+                    self._index.add(txn.added, txn.vectors)
+                if self._index.dead_fraction <= REBUILD_DEAD_FRACTION:
+                    self._generation = generation
+                    return
+        except Exception:  # e.g. MemoryError in FAISS: reloaded from SQLite on the next read
+            log.exception("vector index of %s not updated; it is reloaded on next use", self.folder)
+        self._generation = -1
 
     # ---- reads -------------------------------------------------------------------------------
 
     def count(self, where: FilterNode | None = None) -> int:
-        with self._sqlite_errors():
-            if where is None:
-                return self._reader().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        with self._operation():
+            db = self._reader()
+            if where is None or where == MATCH_ALL:
+                return db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             select, params = compile_sqlite(where)
-            return self._reader().execute(f"SELECT COUNT(*) FROM ({select})", params).fetchone()[0]
+            return db.execute(f"SELECT COUNT(*) FROM ({select})", params).fetchone()[0]
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """Stored chunks for the ids that exist, in the order asked."""
-        with self._sqlite_errors():
+        with self._operation():
             rows = self._reader().execute(
                 "SELECT id, text, metadata FROM chunks "
                 "WHERE id IN (SELECT value FROM json_each(?))",
@@ -508,22 +575,26 @@ class LocalStore:
         return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
     def ids(self) -> list[str]:
-        with self._sqlite_errors():
+        with self._operation():
             return [r[0] for r in self._reader().execute("SELECT id FROM chunks ORDER BY vid")]
 
     def _allowed(self, where: FilterNode | None) -> np.ndarray | None:
-        """The vector ids a filter lets through (None: no filter), memoised per generation."""
-        if where is None:
+        """The vector ids a filter lets through (None: all), memoised per generation."""
+        if where is None or where == MATCH_ALL:
             return None
-        key = (self._meta(self._reader(), "generation"), where)
-        found = self._allowed_memo.get(key)
-        if found is None:
-            select, params = compile_sqlite(where)
-            rows = self._reader().execute(select, params).fetchall()
-            found = np.array([r[0] for r in rows], dtype=np.int64)
-            if len(self._allowed_memo) >= ALLOWED_MEMO:
-                self._allowed_memo.clear()
-            self._allowed_memo[key] = found
+        db = self._reader()
+        db.execute("BEGIN")  # the generation and the selection from one snapshot
+        try:
+            key = (self._meta(db, "generation"), where)
+            found = self._allowed_memo.get(key)
+            if found is None:
+                select, params = compile_sqlite(where)
+                found = np.array([r[0] for r in db.execute(select, params)], dtype=np.int64)
+                if len(self._allowed_memo) >= ALLOWED_MEMO:
+                    self._allowed_memo.clear()
+                self._allowed_memo[key] = found
+        finally:
+            db.execute("COMMIT")
         return found
 
     def dense(self, queries: np.ndarray, k: int, where: FilterNode | None = None) -> list[Scored]:
@@ -539,12 +610,12 @@ class LocalStore:
             )
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
-        with self._sqlite_errors():
+        with self._operation():
             self._catch_up()
+            allowed = self._allowed(where)
+            if allowed is not None and not len(allowed):
+                return [[] for _ in queries]
             with self._index_lock.reading():
-                allowed = self._allowed(where)
-                if allowed is not None and not len(allowed):
-                    return [[] for _ in queries]
                 expected = min(k, len(allowed) if allowed is not None else len(self._index))
                 scores, vids = self._index.search(queries, k, allowed)
             results = []
@@ -556,13 +627,6 @@ class LocalStore:
                     found = self._exact(queries[row], k, allowed)
                 results.append(found)
             return self._with_ids(results)
-
-    def _catch_up(self) -> None:
-        """Rebuild the index when another process has written since we last looked."""
-        generation = self._meta(self._reader(), "generation")
-        if generation != self._generation:
-            with self._index_lock.writing():
-                self._sync_index()
 
     def keyword(self, query: str, k: int, where: FilterNode | None = None) -> Scored:
         """Top-k (id, BM25 score) for a query text, among the rows `where` lets through.
@@ -577,7 +641,7 @@ class LocalStore:
                 f"the keyword index of {self.folder} needs rebuilding, which a read-only "
                 "folder does not allow; search with mode='dense'"
             )
-        with self._sqlite_errors():
+        with self._operation():
             allowed = self._allowed(where)
             if allowed is not None and not len(allowed):
                 return []
@@ -598,7 +662,7 @@ class LocalStore:
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of `ids`, in that order (rows of zeros for unknown ids)."""
-        with self._sqlite_errors():
+        with self._operation():
             rows = self._reader().execute(
                 "SELECT c.id, v.vector FROM chunks AS c JOIN vectors AS v ON v.vid = c.vid "
                 "WHERE c.id IN (SELECT value FROM json_each(?))",
@@ -633,47 +697,51 @@ class LocalStore:
     def check(self) -> list[str]:
         """Problems found by a full check: SQLite's integrity check, then the derived data
         (vectors, metadata rows, keyword index, manifest, FAISS checkpoint) against the rows."""
-        problems: list[str] = []
-        with self._sqlite_errors():
+        with self._operation():
             db = self._reader()
             integrity = [row[0] for row in db.execute("PRAGMA integrity_check")]
             if integrity != ["ok"]:
                 return [f"SQLite integrity check: {line}" for line in integrity[:20]]
-            chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            for table, what in (("vectors", "vectors"), ("keyword_chunks", "keyword entries")):
-                count = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                if count != chunks:
-                    problems.append(f"{chunks} chunks but {count} {what}")
-            bad_size = db.execute(
-                "SELECT COUNT(*) FROM vectors WHERE length(vector) != ?", (4 * self.dim,)
-            ).fetchone()[0]
-            if bad_size:
-                problems.append(f"{bad_size} vectors are not {self.dim}-d")
-            orphans = db.execute(
-                "SELECT COUNT(*) FROM chunk_meta WHERE vid NOT IN (SELECT vid FROM chunks)"
-            ).fetchone()[0]
-            if orphans:
-                problems.append(f"{orphans} metadata rows belong to no chunk")
-            stored = set(self.ids())
-            for record in self.sources():
-                missing = [c for c in record.chunk_ids if c not in stored]
-                if missing:
-                    problems.append(
-                        f"manifest entry {record.path} names {len(missing)} missing chunks"
-                    )
-            generation = self._meta(db, "generation")
-            checkpoint = self._checkpoint_path(generation)
-            if checkpoint.exists():
-                try:
-                    probe = VectorIndex(self.dim, self._index.kind)
-                    probe.load(checkpoint)
-                    live = {row[0] for row in db.execute("SELECT vid FROM chunks")}
-                    if not live <= set(probe.ids().tolist()):
-                        problems.append(
-                            f"{checkpoint.name} lacks some stored vectors (rebuilt on open)"
-                        )
-                except (RuntimeError, ValueError) as exc:
-                    problems.append(f"{checkpoint.name} is unreadable ({exc}; rebuilt on open)")
+            db.execute("BEGIN")  # every count below from one snapshot
+            try:
+                return self._check_derived(db)
+            finally:
+                db.execute("COMMIT")
+
+    def _check_derived(self, db: sqlite3.Connection) -> list[str]:
+        problems: list[str] = []
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        for table, what in (("vectors", "vectors"), ("keyword_chunks", "keyword entries")):
+            if table not in tables:
+                problems.append(f"the {table} table is missing")
+                continue
+            count = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            if count != chunks:
+                problems.append(f"{chunks} chunks but {count} {what}")
+        bad_size = db.execute(
+            "SELECT COUNT(*) FROM vectors WHERE length(vector) != ?", (4 * self.dim,)
+        ).fetchone()[0]
+        if bad_size:
+            problems.append(f"{bad_size} vectors are not {self.dim}-d")
+        orphans = db.execute(
+            "SELECT COUNT(*) FROM chunk_meta WHERE vid NOT IN (SELECT vid FROM chunks)"
+        ).fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} metadata rows belong to no chunk")
+        stored = {row[0] for row in db.execute("SELECT id FROM chunks")}
+        for row in db.execute("SELECT * FROM sources"):
+            record = SourceRecord.from_row(row)
+            missing = [c for c in record.chunk_ids if c not in stored]
+            if missing:
+                problems.append(f"manifest entry {record.path} names {len(missing)} missing chunks")
+        generation = self._meta(db, "generation")
+        checkpoint = self._checkpoint_path(generation)
+        live = {row[0] for row in db.execute("SELECT vid FROM chunks")}
+        if checkpoint.exists() and self._checkpoint_index(generation, live) is None:
+            problems.append(
+                f"{checkpoint.name} is unreadable or lacks stored vectors (rebuilt on open)"
+            )
         return problems
 
 
@@ -697,60 +765,15 @@ def storage_error(exc: sqlite3.Error, where: Path) -> EmbedstackError:
     return StorageError(f"{where}: {message}; nothing was changed")
 
 
-class _WriteTransaction:
-    """BEGIN IMMEDIATE … COMMIT, bumping the generation; the index changes only after commit.
+class _Changes:
+    """What one write transaction changed, for the in-memory index."""
 
-    One writer per process at a time (`_write_lock`); other processes wait on SQLite's lock.
-    The body records what it changed (`removed`, `added`, `vectors`) for the index update.
-    """
-
-    def __init__(self, store: LocalStore) -> None:
-        self.store = store
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
         self.removed = np.empty(0, np.int64)
         self.added = np.empty(0, np.int64)
         self.vectors: np.ndarray | None = None
-        self.stale = False  # another process wrote since our index was built
+        self.changed = False  # rows outside the index changed (the manifest)
 
-    def __enter__(self) -> _WriteTransaction:
-        store = self.store
-        store._write_lock.acquire()
-        try:
-            with store._sqlite_errors():
-                self.db = store._write_db()
-                self.db.execute("BEGIN IMMEDIATE")
-                try:
-                    self.generation = store._meta(self.db, "generation")
-                except BaseException:
-                    self.db.execute("ROLLBACK")
-                    raise
-        except BaseException:
-            store._write_lock.release()
-            raise
-        self.stale = self.generation != store._generation
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        store = self.store
-        try:
-            if exc_type is not None:
-                self._rollback()
-                if isinstance(exc, sqlite3.Error):
-                    raise storage_error(exc, store.folder) from exc
-                return
-            with store._sqlite_errors():
-                try:
-                    store._set_meta(self.db, "generation", self.generation + 1)
-                    with store._index_lock.writing():
-                        self.db.execute("COMMIT")
-                        store._apply(self, self.generation + 1)
-                except sqlite3.Error:
-                    self._rollback()
-                    raise
-        finally:
-            store._write_lock.release()
-
-    def _rollback(self) -> None:
-        if self.db.in_transaction:
-            # SQLite may have rolled back already (a failed COMMIT on a full disk).
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
+    def any(self) -> bool:
+        return bool(len(self.removed) or len(self.added) or self.changed)

@@ -42,6 +42,7 @@ class ReadWriteLock:
                     self._condition.wait()
             finally:
                 self._writers_waiting -= 1
+                self._condition.notify_all()  # readers held back for this writer may go on
             self._writing = True
         try:
             yield
