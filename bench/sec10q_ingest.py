@@ -58,7 +58,7 @@ def main() -> None:
         started = time.perf_counter()
         again = kb.ingest(args.data / "docs", **options)
         again_seconds = time.perf_counter() - started
-        pages = {(h["source"], h["page"]) for h in (c.metadata for c in kb.get(kb._store.ids()))}
+        pages = {(h["source"], h["page"]) for h in (c.metadata for c in kb.get(kb.ids()))}
         rates = {mode: hit_rate(kb, questions, args.k, mode) for mode in MODES}
         rows = [
             ("files ingested", f"{len(first.added)} of {len(first.added) + len(first.failed)}"),

@@ -62,7 +62,7 @@ def stored(folder: Path) -> dict:
     from embedstack import Collection
 
     with Collection.open(folder, create=False) as kb:
-        return {c.id: (c.text, c.metadata) for c in kb.get(kb._store.ids())}
+        return {c.id: (c.text, c.metadata) for c in kb.get(kb.ids())}
 
 
 def test_search_json_with_filter(collection):

@@ -22,7 +22,7 @@ TEXTS = {
 
 
 def snapshot(kb: Collection) -> dict:
-    chunks = kb.get(kb._store.ids())
+    chunks = kb.get(kb.ids())
     return {c.id: (c.text, c.metadata) for c in chunks}
 
 
