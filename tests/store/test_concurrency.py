@@ -199,3 +199,51 @@ def test_a_reader_is_not_blocked_by_another_process_holding_the_write_lock(tmp_p
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_busy_writer_never_makes_searches_wait_for_a_rebuild(tmp_path, monkeypatch):
+    """HNSW graphs keep deleted rows as tombstones and are rebuilt once a quarter is dead.
+    With a writer that never pauses, the rebuild runs in the background and takes the
+    writes made meanwhile along; searches neither wait for it nor rebuild themselves (they
+    used to: a reader mistook this process's own commit for another process's, reloaded,
+    and came back behind the writer again)."""
+    from embedstack.store.local import LocalStore
+
+    reloads: list[str] = []
+    original = LocalStore._reload
+
+    def recorded(store: LocalStore) -> None:
+        reloads.append(threading.current_thread().name)
+        original(store)
+
+    monkeypatch.setattr(LocalStore, "_reload", recorded)
+    base = unit_vectors(2000, 384, 5)
+    with Collection.open(tmp_path / "kb", index="hnsw") as kb:
+        kb.add([f"row {i}" for i in range(2000)], ids=[f"b{i}" for i in range(2000)],
+               embeddings=base)  # fmt: skip
+        stop = threading.Event()
+        rounds = [0]
+
+        def writer() -> None:
+            while not stop.is_set():
+                n = rounds[0]
+                ids = [f"w{n}-{i}" for i in range(50)]
+                kb.add(["busy"] * 50, ids=ids, embeddings=unit_vectors(50, 384, 100 + n))
+                kb.delete(ids)
+                rounds[0] += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        slowest = 0.0
+        try:
+            for i in range(300):
+                started = time.perf_counter()
+                assert kb.search(base[i], k=1)[0].id == f"b{i}"
+                slowest = max(slowest, time.perf_counter() - started)
+        finally:
+            stop.set()
+            thread.join()
+        assert rounds[0] >= 10, rounds  # a quarter of the graph was deleted, more than once
+        assert reloads and set(reloads) == {"embedstack-index-rebuild"}, reloads
+        assert slowest < 2.0, slowest
+        assert kb.count() == 2000

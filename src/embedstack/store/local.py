@@ -121,6 +121,9 @@ class LocalStore:
         self._generation = -1  # the database generation the in-memory index reflects
         self._checkpointed = -1
         self._allowed_memo: dict[tuple[int, FilterNode], np.ndarray] = {}
+        self._rebuild_due = False  # an HNSW graph with too many tombstones
+        # Writes committed while a reload runs: (generation, removed, added, vectors).
+        self._pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] | None = None
         self._keyword_ready = True
         try:
             with self._sqlite_errors():
@@ -285,25 +288,64 @@ class LocalStore:
             )
 
     def _catch_up(self) -> None:
-        """Reload the index when the database moved on without it (another process wrote, or
-        a rebuild is due). One thread rebuilds, outside the index lock; other threads keep
-        searching the index they have (hits are checked against the rows, so a stale index
-        costs recall for a moment, never correctness)."""
-        if self._meta(self._reader(), "generation") == self._generation:
-            return
-        if not self._catch_up_lock.acquire(blocking=self._generation < 0):
-            return
+        """Before a search: reload the index if the database moved on without it.
+
+        When another process wrote (or an update of the index failed), this search waits for
+        the reload: a reader sees the last committed write. When an HNSW graph merely carries
+        too many tombstones, it is rebuilt in a background thread and searches go on with the
+        current one meanwhile.
+        """
+        if self._behind():
+            with self._catch_up_lock:
+                if self._behind():
+                    self._reload()
+        elif self._rebuild_due and self._catch_up_lock.acquire(blocking=False):
+            threading.Thread(
+                target=self._rebuild_in_background, name="embedstack-index-rebuild", daemon=True
+            ).start()
+
+    def _behind(self) -> bool:
+        """Whether the database holds commits the index lacks. Read under the index lock: a
+        commit in this process updates both at once (else a reader that looked in between
+        would take this process's own write for another's and reload for nothing)."""
+        with self._index_lock.reading():
+            return self._meta(self._reader(), "generation") != self._generation
+
+    def _rebuild_in_background(self) -> None:
         try:
-            if self._meta(self._reader(), "generation") == self._generation:
-                return  # another thread caught up while this one waited
-            index, generation, checkpointed = self._load_index()
-            with self._index_lock.writing():
-                if generation > self._generation:  # else a commit here got further meanwhile
-                    self._index, self._generation = index, generation
-                    self._checkpointed = checkpointed
-                    self._allowed_memo.clear()
+            with self._operation():  # close() waits for it
+                self._reload()
+        except Exception:  # the next search tries again; nothing is lost
+            log.exception("rebuilding the vector index of %s failed", self.folder)
         finally:
             self._catch_up_lock.release()
+
+    def _reload(self) -> None:
+        """Load a fresh index from the database (outside the index lock: searches go on with
+        the current one) and swap it in. Writes this process commits meanwhile are applied to
+        both indexes, so the new one is complete when it is swapped in and a writer that never
+        pauses cannot keep a reload from finishing. Hold `_catch_up_lock`."""
+        with self._index_lock.writing():
+            self._pending = []
+        try:
+            index, generation, checkpointed = self._load_index()
+        except BaseException:
+            with self._index_lock.writing():
+                self._pending = None
+            raise
+        with self._index_lock.writing():
+            for later, removed, added, vectors in self._pending:
+                if later <= generation:
+                    continue  # in the snapshot already
+                index.remove(removed)
+                if vectors is not None:
+                    index.add(added, vectors)
+                if later == generation + 1:  # else another process wrote in between
+                    generation, checkpointed = later, -1
+            self._pending = None
+            self._index, self._generation, self._checkpointed = index, generation, checkpointed
+            self._rebuild_due = index.dead_fraction > REBUILD_DEAD_FRACTION
+            self._allowed_memo.clear()
 
     def _ensure_keyword_index(self) -> None:
         """(Re)build the keyword index of rows stored before it, or by another analyzer or version.
@@ -536,22 +578,24 @@ class LocalStore:
     def _apply(self, txn: _Changes, generation: int, stale: bool) -> None:
         """Mirror a committed write in the in-memory index (`_index_lock` held for writing).
 
-        Never raises: the write is committed, and SQLite has it. When the index cannot follow
-        incrementally (another process wrote first, a quarter of an HNSW graph is dead, or an
-        update failed), it is marked out of date and the next search reloads it.
+        Never raises: the write is committed, and SQLite has it. After another process's write
+        (`stale`) the index still gets this write but stays behind, so the next search reloads
+        it; a failed update marks it broken (-1) and the next search waits for the reload.
         """
         self._allowed_memo.clear()
+        if self._pending is not None:  # a reload is under way: it applies this write too
+            self._pending.append((generation, txn.removed, txn.added, txn.vectors))
         try:
-            if not stale:
-                self._index.remove(txn.removed)
-                if txn.vectors is not None:
-                    self._index.add(txn.added, txn.vectors)
-                if self._index.dead_fraction <= REBUILD_DEAD_FRACTION:
-                    self._generation = generation
-                    return
+            self._index.remove(txn.removed)
+            if txn.vectors is not None:
+                self._index.add(txn.added, txn.vectors)
         except Exception:  # e.g. MemoryError in FAISS: reloaded from SQLite on the next read
             log.exception("vector index of %s not updated; it is reloaded on next use", self.folder)
-        self._generation = -1
+            self._generation = -1
+            return
+        if not stale:
+            self._generation = generation
+        self._rebuild_due = self._index.dead_fraction > REBUILD_DEAD_FRACTION
 
     # ---- reads -------------------------------------------------------------------------------
 
