@@ -18,12 +18,12 @@ def check_whole_number(name: str, value: object, minimum: int = 0) -> int:
     return int(value)
 
 
-def check_text(text: str, where: str) -> None:
+def check_text(text: str, where: str, error: type[InvalidInputError] = InvalidInputError) -> None:
     """Text that cannot be stored as UTF-8 (a lone surrogate, e.g. JSON's "\\ud800")."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidInputError(
+        raise error(
             f"{where}: not valid Unicode text (a lone surrogate {text[exc.start]!r} at "
             f"character {exc.start})"
         ) from None

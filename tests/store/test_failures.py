@@ -72,7 +72,7 @@ def snapshot(kb: Collection) -> dict:
         (lambda kb: kb.delete(None), InvalidInputError, "ids must be a string or a list"),
         (lambda kb: kb.count({"year": {"$gte": [1]}}), InvalidInputError, "single value"),
         (lambda kb: kb.count({"city": "caf\udce9"}), InvalidInputError,
-         "a value of field 'city' is not valid Unicode"),
+         "a value of field 'city': not valid Unicode text"),
         (lambda kb: kb.get(["paris", object()]), InvalidInputError, "id 1 is object, not a string"),
         (lambda kb: Collection.open(kb.folder, model="all-MiniLM-L6-v3"), ModelNotFoundError,
          "unknown model 'all-MiniLM-L6-v3'"),

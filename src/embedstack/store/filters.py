@@ -52,6 +52,7 @@ from functools import cached_property
 from typing import Any
 
 from embedstack.errors import FilterError, FilterLimitError
+from embedstack.rows import check_text
 
 MAX_FILTER_DEPTH = 32
 MAX_FILTER_CONDITIONS = 1_000
@@ -320,7 +321,7 @@ class _Parser:
                 f"{_short(value)} (field {field!r})"
             )
         if kind == "text":
-            _check_unicode(value, f"a value of field {field!r}")
+            check_text(value, f"a value of field {field!r}", FilterError)
         return kind
 
     def _compare(self, field: str, op: str, value: Any) -> Compare:
@@ -347,7 +348,7 @@ class _Parser:
             raise FilterError(f"unknown operator {field!r}; supported: {', '.join(OPERATORS)}")
         if not isinstance(field, str) or not field:
             raise FilterError(f"filter field names must be non-empty strings, got {field!r}")
-        _check_unicode(field, "a field name")
+        check_text(field, "a field name", FilterError)
         if not isinstance(condition, Mapping):
             return [self._compare(field, "eq", condition)]
         if not condition:
@@ -389,16 +390,6 @@ class _Parser:
             else:
                 parts.extend(self.field(key, value))
         return _and(parts)
-
-
-def _check_unicode(text: str, what: str) -> None:
-    """A lone surrogate (JSON's "\\ud800") can match nothing stored and cannot be sent to SQL."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise FilterError(
-            f"{what} is not valid Unicode text (a lone surrogate at character {exc.start})"
-        ) from None
 
 
 def parse_filter(spec: Mapping[str, Any] | None) -> FilterNode | None:
