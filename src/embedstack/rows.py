@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 from collections.abc import Mapping
 
 from embedstack.errors import InvalidInputError
@@ -16,6 +17,23 @@ def check_whole_number(name: str, value: object, minimum: int = 0) -> int:
     if value < minimum:
         raise InvalidInputError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only in a str from JSON escapes or surrogateescape
+
+
+def is_utf8(text: str) -> bool:
+    """False when `text` holds a surrogate code point, which UTF-8 (and SQLite) cannot store."""
+    return not _SURROGATE.search(text)
+
+
+def replace_surrogates(text: str) -> str:
+    """Lone surrogates become U+FFFD and a pair its character; valid text is returned as is.
+
+    A JSON escape such as "\\ud800", or a byte kept by surrogateescape, puts them in a str."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def check_text(text: str, where: str, error: type[InvalidInputError] = InvalidInputError) -> None:

@@ -21,12 +21,12 @@ from embedstack.cli.common import (
     ModeOpt,
     RerankOpt,
     err,
+    escape_controls,
     load_model_with_status,
     open_existing,
     out,
     parse_filter,
     print_json,
-    printable,
     user_errors,
 )
 from embedstack.collection import Collection
@@ -129,9 +129,9 @@ def print_ingest_report(report, collection: Path, count: int) -> None:
     )  # fmt: skip
     out.print(table)
     for path in report.removed:
-        out.print(Text(f"removed: {printable(path)}"), soft_wrap=True)
+        out.print(Text(f"removed: {escape_controls(path)}"), soft_wrap=True)
     for problem in report.failed:
-        line = f"failed: {printable(problem.path)}: {printable(problem.reason)}"
+        line = f"failed: {escape_controls(problem.path)}: {escape_controls(problem.reason)}"
         err.print(Text(line, style="red"), soft_wrap=True)
     out.print(f"{collection} now holds {count} chunks.")
 
@@ -238,7 +238,7 @@ def check(collection: CollectionArg, as_json: JsonOpt = False) -> None:
         print_json({"ok": not problems, "problems": problems, "count": count})
     elif problems:
         for problem in problems:
-            err.print(Text(f"problem: {printable(problem)}", style="red"), soft_wrap=True)
+            err.print(Text(f"problem: {escape_controls(problem)}", style="red"), soft_wrap=True)
     else:
         out.print(f"{collection}: ok ({count} chunks)")
     if problems:

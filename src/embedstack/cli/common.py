@@ -69,7 +69,7 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def printable(text: str) -> str:
+def escape_controls(text: str) -> str:
     """`text` with control characters escaped, so a file name holding a newline or a
     terminal escape sequence prints as one harmless line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -11,9 +11,10 @@ import unicodedata
 from collections import Counter
 from typing import Any
 
+from embedstack.rows import replace_surrogates
+
 # Soft hyphen, zero-width characters and BOM vanish; other control characters become spaces.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
-_SURROGATE = re.compile("[\ud800-\udfff]")  # only in a str from JSON escapes or surrogateescape
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _HYPHENATED_BREAK = re.compile(r"(?<=[^\W\d_])-[ \t]*\n[ \t]*(?=[a-z])")
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newlines
@@ -25,14 +26,6 @@ _PAGE_NUMBER = re.compile(r"^(?:page\s+)?\d+\s*[|·–—-]?\s*|\s*[|·–—-]?
 EDGE_LINES = 3  # running headers/footers are looked for among a page's first and last lines
 MIN_PAGES_FOR_RUNNING_LINES = 3
 NOT_TITLES = {"table of contents", "contents", "confidential", "draft", "page"}
-
-
-def replace_surrogates(text: str) -> str:
-    """Lone surrogates (which UTF-8 cannot store) become U+FFFD; a valid pair becomes its
-    character. A JSON escape such as "\\ud800" or a surrogateescape'd byte puts them in a str."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def scrub(value: Any) -> Any:

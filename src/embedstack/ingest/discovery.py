@@ -16,6 +16,7 @@ from pathlib import Path
 
 from embedstack.errors import IngestError
 from embedstack.ingest.detect import EXTENSIONS
+from embedstack.rows import is_utf8
 
 
 @dataclass(frozen=True)
@@ -36,20 +37,11 @@ def printable(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _is_utf8(name: str) -> bool:
-    """False for a name with bytes that are not UTF-8 (Python keeps them as surrogates)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _name_problem(path: Path, is_folder: bool) -> FileProblem | None:
     """A problem when the path is not valid UTF-8: in the name itself, or in a folder above."""
-    if _is_utf8(str(path)):
+    if is_utf8(str(path)):
         return None
-    kind = "file" if not is_folder and not _is_utf8(path.name) else "folder"
+    kind = "file" if not is_folder and not is_utf8(path.name) else "folder"
     return FileProblem(printable(path), f"{kind} name is not valid UTF-8")
 
 

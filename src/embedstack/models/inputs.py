@@ -8,6 +8,7 @@ import numpy as np
 
 from embedstack.errors import InvalidInputError
 from embedstack.progress import progress_bar
+from embedstack.rows import replace_surrogates
 
 
 def as_text_list(texts: str | Sequence[str], allow_empty: bool = True) -> tuple[list[str], bool]:
@@ -24,17 +25,8 @@ def as_text_list(texts: str | Sequence[str], allow_empty: bool = True) -> tuple[
             )
         if not allow_empty and not text:
             raise InvalidInputError(f"text at position {position} is empty")
-        items[position] = valid_unicode(text)
+        items[position] = replace_surrogates(text)
     return items, single
-
-
-def valid_unicode(text: str) -> str:
-    """`text` with unpaired surrogates replaced (paired ones joined); valid text unchanged."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
 
 
 def encode_in_batches(

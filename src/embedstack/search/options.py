@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from embedstack.errors import FilterError, InvalidInputError, LimitExceededError
+from embedstack.errors import InvalidInputError, LimitExceededError
 from embedstack.rows import check_whole_number
 
 if TYPE_CHECKING:
@@ -45,10 +45,7 @@ class SearchOptions:
             )
         _fraction("dense_weight", self.dense_weight)
         _fraction("diversity", self.diversity)
-        if self.filter is not None and not isinstance(self.filter, Mapping):
-            raise FilterError(
-                f"a filter must be a JSON object (a dict), got {type(self.filter).__name__}"
-            )
+        # `filter` is checked by store.filters.parse_filter, which the engine calls next.
 
 
 def _count(name: str, value: Any) -> None:
