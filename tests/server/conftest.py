@@ -17,7 +17,7 @@ from embedstack.server.app import create_app
 from embedstack.server.config import ServerConfig
 from embedstack.server.state import ServerState
 
-API_KEY = "test-key-ñ-123"
+API_KEY = "test-key-7Qx!-123"
 
 
 @dataclass

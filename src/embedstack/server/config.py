@@ -33,6 +33,10 @@ class ServerConfig:
             raise InvalidInputError("max_inputs must be at least 1")
         if self.api_key is not None and not self.api_key.strip():
             raise InvalidInputError("the API key is empty")
+        if self.api_key is not None and not (self.api_key.isascii() and self.api_key.isprintable()):
+            # HTTP headers carry Latin-1 at best, and clients (httpx, the OpenAI SDK) send
+            # ASCII only: a key with other characters could never be sent.
+            raise InvalidInputError("the API key must be printable ASCII characters")
 
 
 def is_loopback(host: str) -> bool:
