@@ -308,7 +308,8 @@ function renderStats(info) {
   set("stat-files", info && number(info.files));
   const formats = info && info.formats ? Object.entries(info.formats) : [];
   formats.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-  set("stat-formats", formats.map(([format, n]) => `${format} ${number(n)}`).join(" · ") || (info ? "none" : ""));
+  const noFormats = info && info.formats ? "none" : "";
+  set("stat-formats", formats.map(([format, n]) => `${format} ${number(n)}`).join(" · ") || noFormats);
   set("stat-model", info && info.model);
   set("stat-dim", info && info.dim);
   set("stat-index", info && info.index);
@@ -794,9 +795,10 @@ function toggleCitation(citation, button) {
   hideCitation();
   $("citation-title").textContent = `[${citation.number}] ${citation.label || citation.source}`;
   const meta = [];
-  if (citation.source) meta.push(citation.source);
+  if (citation.source) meta.push(shortPath(citation.source));
   if (citation.page !== undefined && citation.page !== null) meta.push(`page ${citation.page}`);
   $("citation-meta").textContent = meta.join(" · ");
+  $("citation-meta").title = citation.source || "";
   $("citation-quote").textContent = withoutHeadingLines(flowText(citation.quote), citation);
   const popup = $("citation-popup");
   popup.dataset.number = String(citation.number);
@@ -952,6 +954,12 @@ function reportNodes(report) {
     nodes.push(el("p", "report-failed-title", `Not ingested (${failed.length}):`), list);
   }
   return nodes;
+}
+
+/** "/a/b/c/guide.pdf" -> "…/c/guide.pdf": where the file lives, without the whole path. */
+function shortPath(path) {
+  const parts = String(path ?? "").split(/[\\/]/).filter(Boolean);
+  return parts.length > 2 ? `…/${parts.slice(-2).join("/")}` : String(path ?? "");
 }
 
 function fileLabel(path) {
