@@ -23,6 +23,7 @@ from embedstack.errors import (
     CollectionNotFoundError,
     InvalidInputError,
     ModelNotFoundError,
+    RecordNotFoundError,
 )
 from embedstack.ingest.options import IngestOptions
 from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec, load_model
@@ -39,7 +40,7 @@ from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit, SourceRecord
 
 if TYPE_CHECKING:
-    from embedstack.ingest.pipeline import IngestReport
+    from embedstack.ingest.pipeline import IngestReport, OnProgress
     from embedstack.rag.answer import Answer
     from embedstack.rag.asking import AnswerStream
     from embedstack.rag.llm import ChatModel, Message
@@ -63,7 +64,7 @@ def _canonical_name(model: str | None) -> str | None:
         return model  # a name another resolver claims (load_model says if none does)
 
 
-def _content_id(text: str) -> str:
+def content_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
@@ -234,7 +235,7 @@ class Collection:
         if not texts:
             raise InvalidInputError("nothing to add: texts is empty")
         ids = (
-            [_content_id(t) if isinstance(t, str) else "" for t in texts]
+            [content_id(t) if isinstance(t, str) else "" for t in texts]
             if ids is None
             else _as_list("ids", ids)
         )
@@ -262,6 +263,7 @@ class Collection:
         options: IngestOptions | None = None,
         *,
         show_progress: bool = False,
+        on_progress: OnProgress | None = None,
         **fields: Any,
     ) -> IngestReport:
         """Load, clean, chunk, embed and store files and folders (recursively); incremental.
@@ -271,7 +273,8 @@ class Collection:
         `overlap`, `text_field`, `contextual`, `max_file_mb`, `max_chars`), say how. Unchanged
         files are skipped; a changed file's chunks are replaced in one transaction; with
         `sync`, files gone from the folders are removed. Files that fail are listed in the
-        report with the reason, and the other files of the run are stored.
+        report with the reason, and the other files of the run are stored. `on_progress`
+        is called with ("files_total" | "files_done" | "chunks_done", n) as the run goes.
         """
         from embedstack.ingest.pipeline import Ingestor
 
@@ -280,13 +283,20 @@ class Collection:
         options.check()  # before the model loads
         if isinstance(paths, str | Path):
             paths = [paths]
-        ingestor = Ingestor(self.model, self._store, options, show_progress=show_progress)
+        ingestor = Ingestor(
+            self.model, self._store, options, show_progress=show_progress, on_progress=on_progress
+        )
         return ingestor.run(list(paths))
 
     def sources(self) -> list[SourceRecord]:
         """The ingested files (the manifest): path, content hash, format, chunk ids."""
         self._require(MANIFEST, "list ingested files")
         return self._store.sources()
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the collection's store can do beyond vectors (keyword search, ingest manifest)."""
+        return frozenset(self._store.capabilities)
 
     def _require(self, capability: str, what: str) -> None:
         if capability not in self._store.capabilities:
@@ -376,6 +386,25 @@ class Collection:
         return self._engine.search(
             queries, resolved, batch_size=batch_size, show_progress=show_progress
         )
+
+    def similar(
+        self,
+        id: str,
+        k: int | None = None,
+        filter: Filter | None = None,
+        *,
+        options: SearchOptions | None = None,
+        **fields: Any,
+    ) -> list[Hit]:
+        """More like the stored record `id`: a dense search with its stored vector, leaving
+        the record itself out. A missing id is a `RecordNotFoundError`."""
+        [id] = _as_ids(id)
+        if not self.get(id):
+            raise RecordNotFoundError(f"no record with id {id!r} in {self.folder.name}")
+        vector = self._store.vectors([id])[0]
+        wanted = (k if k is not None else (options or SearchOptions()).k) + 1
+        hits = self.search(vector, wanted, filter, options=options, **fields)
+        return [hit for hit in hits if hit.id != id][: wanted - 1]
 
     def _reranker(self, rerank: str | Reranker) -> Reranker:
         if not isinstance(rerank, str):

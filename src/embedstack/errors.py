@@ -97,6 +97,12 @@ class CollectionNotFoundError(CollectionError):
     status = 404
 
 
+class RecordNotFoundError(CollectionError):
+    """No record with that id in the collection."""
+
+    status = 404
+
+
 class ReadOnlyCollectionError(CollectionError):
     """A write to a collection opened from a read-only folder."""
 

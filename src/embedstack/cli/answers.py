@@ -1,5 +1,5 @@
-"""Answer commands: ask, serve-llm (registered in app.py). The rag package and uvicorn are
-imported inside the commands, so that the CLI starts fast."""
+"""Answer commands: ask (registered in app.py). The rag package is imported inside the
+command, so that the CLI starts fast."""
 
 from __future__ import annotations
 
@@ -89,21 +89,3 @@ def print_stream(stream: AnswerStream) -> Answer:
     if stream.answer is None:  # cannot happen: the end of the iteration fills it in
         raise RuntimeError("the answer stream ended without an answer")
     return stream.answer
-
-
-@user_errors
-def serve_llm(
-    llm: Annotated[str, typer.Option(help="Local model to serve.")] = "smollm2",
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-) -> None:
-    """Serve a local LLM as an OpenAI-compatible /v1/chat/completions endpoint."""
-    import uvicorn
-
-    from embedstack.rag.loader import load_llm
-    from embedstack.rag.server import create_app
-
-    with err.status(f"Loading {llm}…"):
-        model = load_llm(llm)
-    err.print(f"Serving {llm} at http://{host}:{port}/v1 (OpenAI-compatible chat)")
-    uvicorn.run(create_app(model), host=host, port=port, log_level="warning")

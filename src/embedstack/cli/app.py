@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from embedstack.cli import answers, collection, evaluation, models, words
+from embedstack.cli import answers, collection, evaluation, models, serving, words
 
 app = typer.Typer(
     help="embedstack: embed, store, search and evaluate text on your own machine.",
@@ -24,7 +24,8 @@ app.command()(collection.add)
 app.command()(collection.ingest)
 app.command()(collection.search)
 app.command()(answers.ask)
-app.command("serve-llm")(answers.serve_llm)
+app.command()(serving.serve)
+app.command("serve-llm")(serving.serve_llm)
 app.command()(collection.info)
 app.command()(collection.delete)
 app.command()(collection.check)

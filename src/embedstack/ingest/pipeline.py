@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ from embedstack.store.base import IngestStore
 from embedstack.types import SourceRecord
 
 log = logging.getLogger(__name__)
+
+# Progress for callers other than the terminal (the HTTP server's ingest jobs): called with
+# ("files_total", n) once, then ("files_done", n) and ("chunks_done", n) as work completes.
+OnProgress = Callable[[str, int], None]
 
 MAX_BYTES_PER_CHAR = 4  # UTF-8 and UTF-16 both need at most 4 bytes for one character
 RECIPE_VERSION = 1  # bump when loaders or chunking change what a file turns into
@@ -66,6 +70,7 @@ class Ingestor:
         options: IngestOptions | None = None,
         *,
         show_progress: bool = False,
+        on_progress: OnProgress | None = None,
     ) -> None:
         options = options or IngestOptions()
         options.check()
@@ -91,6 +96,7 @@ class Ingestor:
         self.max_chars = options.max_chars
         self.batch_chunks = options.batch_chunks
         self.show_progress = show_progress
+        self.on_progress = on_progress or (lambda event, n: None)
         self.recipe = json.dumps(
             {
                 "version": RECIPE_VERSION,
@@ -109,10 +115,20 @@ class Ingestor:
         report.failed.extend(found.problems)
         known = {record.path: record for record in self.store.sources()}
         pending: list[_Prepared] = []
+        self.on_progress("files_total", len(found.files))
         with progress_tasks(
             [("Files", len(found.files), "files"), ("Chunks", None, "chunks")],
             enabled=self.show_progress,
-        ) as (files_done, chunks_done):
+        ) as (files_bar, chunks_bar):
+
+            def files_done(n: int) -> None:
+                files_bar(n)
+                self.on_progress("files_done", n)
+
+            def chunks_done(n: int) -> None:
+                chunks_bar(n)
+                self.on_progress("chunks_done", n)
+
             for path in found.files:
                 prepared = self._prepare_or_report(path, known.get(str(path)), report)
                 if prepared is None:  # unchanged or failed: nothing to embed

@@ -82,6 +82,9 @@ class Encoder(BaseEmbeddingModel):
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         out = np.empty((len(items), self.dim), dtype=np.float32)
+        # Fewer texts than would fill a batch per session: split them so every session works
+        # (32 texts on two one-thread sessions: two batches of 16 at once, not one of 32).
+        batch_size = min(batch_size, -(-len(items) // self._runner.parallelism) or 1)
         encodings = self._tokenizer.encode(items)
         order = sorted(range(len(items)), key=lambda i: -len(encodings[i].ids))
         with progress_bar(

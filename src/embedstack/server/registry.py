@@ -1,0 +1,125 @@
+"""The collections a server serves: one per sub-folder of `--collections`, opened once.
+
+A `Collection` is safe to share between threads, so each is opened on first use and kept.
+Names are checked before they touch the file system (no `..`, no separators).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from embedstack.collection import Collection
+from embedstack.config import CONFIG_FILE, CollectionConfig
+from embedstack.errors import CollectionError, CollectionNotFoundError, InvalidInputError
+from embedstack.models import CATALOG
+from embedstack.server.errors import HTTPError
+from embedstack.server.models import ModelPool
+from embedstack.store.base import MANIFEST
+
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+UPLOADS = "files"  # sub-folder of a collection that keeps uploaded files
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise HTTPError(
+            422, f"invalid collection name {name!r}: 1-64 letters, digits, '_', '-' or '.', "
+            "not starting with '.'", "invalid_input", "name",
+        )  # fmt: skip
+    return name
+
+
+class CollectionRegistry:
+    def __init__(self, root: Path, models: ModelPool) -> None:
+        self.root = root
+        self._models = models
+        self._open: dict[str, Collection] = {}
+        self._busy: Counter[str] = Counter()  # ingest jobs running per collection
+        self._lock = threading.RLock()
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if NAME.fullmatch(p.name) and (p / CONFIG_FILE).is_file()
+        )
+
+    def folder(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def get(self, name: str) -> Collection:
+        folder = self.folder(name)
+        with self._lock:
+            collection = self._open.get(name)
+            if collection is None:
+                if not (folder / CONFIG_FILE).is_file():
+                    raise CollectionNotFoundError(f"no collection named {name!r}")
+                config = CollectionConfig.read(folder)
+                shared = self._models.get(config.model).model if config.model in CATALOG else None
+                collection = Collection.open(folder, shared, create=False)
+                self._open[name] = collection
+            return collection
+
+    def create(self, name: str, model: str | None, index: str | None) -> Collection:
+        folder = self.folder(name)
+        with self._lock:
+            if folder.exists():
+                raise HTTPError(
+                    409, f"a collection named {name!r} exists", "collection_exists", "name"
+                )
+            served = self._models.get(model)  # a catalog name only: 404 for anything else
+            self.root.mkdir(parents=True, exist_ok=True)
+            collection = Collection.open(folder, served.model, index=index)
+            self._open[name] = collection
+            return collection
+
+    def delete(self, name: str) -> None:
+        folder = self.folder(name)
+        with self._lock:
+            if self._busy[name]:
+                raise CollectionError(f"{name!r} is being ingested into; delete it afterwards")
+            if not (folder / CONFIG_FILE).is_file():
+                raise CollectionNotFoundError(f"no collection named {name!r}")
+            collection = self._open.pop(name, None)
+            if collection is not None:
+                collection.close()
+            shutil.rmtree(folder)
+
+    def info(self, name: str) -> dict[str, Any]:
+        collection = self.get(name)
+        info = {"name": name, **collection.info()}
+        info.pop("path", None)  # the server's file system is not the client's business
+        if MANIFEST in collection.capabilities:
+            sources = collection.sources()
+            info["files"] = len(sources)
+            info["formats"] = dict(Counter(s.format for s in sources))
+        return info
+
+    def uploads(self, name: str) -> Path:
+        return self.folder(name) / UPLOADS
+
+    def mark_busy(self, name: str, busy: bool) -> None:
+        with self._lock:
+            self._busy[name] += 1 if busy else -1
+
+    def close(self) -> None:
+        with self._lock:
+            for collection in self._open.values():
+                collection.close()
+            self._open.clear()
+
+
+def safe_file_name(name: str | None) -> str:
+    """An uploaded file's name, reduced to its last part with no control characters."""
+    base = re.sub(r"[\x00-\x1f\x7f/\\]", "_", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    base = base.strip().lstrip(".")
+    if not base:
+        raise InvalidInputError(f"an uploaded file has no usable name ({name!r})")
+    return base[:200]

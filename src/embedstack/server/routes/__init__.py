@@ -1,0 +1,1 @@
+"""One router per resource; each reads the shared state through `deps`."""

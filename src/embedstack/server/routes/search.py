@@ -1,0 +1,115 @@
+"""Search a collection (every mode, filters, rerank, diversity, explain) and ask it questions,
+the answer streamed as server-sent events with its citations."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from embedstack.errors import EmbedstackError
+from embedstack.rag.answer import Answer
+from embedstack.rag.asking import AnswerStream
+from embedstack.rows import check_text
+from embedstack.search.options import DEFAULT_CANDIDATES, DEFAULT_RERANK_DEPTH
+from embedstack.server.deps import State
+from embedstack.server.errors import HTTPError, error_code
+from embedstack.types import Hit
+
+router = APIRouter(prefix="/collections", tags=["search"])
+
+
+class SearchRequest(BaseModel):
+    query: str | None = Field(None, description="A text (hybrid, dense or keyword search).")
+    vector: list[float] | None = Field(None, description="A query vector (dense search).")
+    like: str | None = Field(None, description="A record id: more like that record.")
+    k: int = Field(10, ge=1, le=10_000)
+    filter: dict[str, Any] | None = None
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    dense_weight: float = Field(0.5, ge=0, le=1)
+    candidates: int = Field(DEFAULT_CANDIDATES, ge=1, le=10_000)
+    rerank: Literal["builtin"] | None = None
+    rerank_depth: int = Field(DEFAULT_RERANK_DEPTH, ge=1, le=10_000)
+    diversity: float = Field(0.0, ge=0, le=1)
+    explain: bool = Field(False, description="Add each stage's score and rank to every hit.")
+
+
+def _hit(hit: Hit, explain: bool) -> dict[str, Any]:
+    found = hit.to_dict()
+    if explain:
+        found["stages"] = hit.scores_by_stage
+    return found
+
+
+@router.post("/{name}/search", summary="Search a collection")
+def search(name: str, request: SearchRequest, state: State) -> dict[str, Any]:
+    given = [f for f in ("query", "vector", "like") if getattr(request, f) is not None]
+    if len(given) != 1:
+        raise HTTPError(422, "send exactly one of query, vector or like", "invalid_input", "query")
+    collection = state.collections.get(name)
+    fields = request.model_dump(exclude={"query", "vector", "like", "explain"})
+    started = time.perf_counter()
+    if request.like is not None:
+        hits = collection.similar(request.like, **fields)
+    elif request.vector is not None:
+        hits = collection.search(request.vector, **fields)
+    else:
+        assert request.query is not None
+        check_text(request.query, "query")
+        hits = collection.search(request.query, **fields)
+    return {
+        "hits": [_hit(hit, request.explain) for hit in hits],
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+
+
+class AskRequest(BaseModel):
+    question: str
+    k: int = Field(5, ge=1, le=100)
+    stream: bool = False
+    session: str | None = Field(None, max_length=200)
+    min_relevance: float | None = Field(None, ge=-1, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+
+
+@router.post("/{name}/ask", summary="Answer a question from a collection, with citations")
+async def ask(name: str, request: AskRequest, state: State) -> Any:
+    check_text(request.question, "question")
+    collection = state.collections.get(name)
+    llm = await run_in_threadpool(state.llm.get)
+    result = await run_in_threadpool(
+        lambda: collection.ask(
+            request.question, request.k, llm, stream=request.stream, session=request.session,
+            min_relevance=request.min_relevance,
+            answer_tokens=request.max_tokens or state.config.answer_tokens,
+        )
+    )  # fmt: skip
+    if isinstance(result, AnswerStream):
+        return StreamingResponse(_answer_events(result), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})  # fmt: skip
+    assert isinstance(result, Answer)
+    return result.to_dict()
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _answer_events(stream: AnswerStream) -> Iterator[str]:
+    """`token` events as the LLM writes, then `answer` with the whole answer and citations; a
+    failure mid-answer is an `error` event (the status line was sent already)."""
+    try:
+        for piece in stream:
+            yield sse("token", {"text": piece})
+    except EmbedstackError as exc:
+        yield sse("error", {"error": {"message": str(exc), "code": error_code(exc)}})
+        return
+    if stream.answer is not None:
+        yield sse("answer", stream.answer.to_dict())
