@@ -984,8 +984,12 @@ function wire() {
     $("key-dialog").close("");
   });
   $("key-form").addEventListener("submit", (event) => {
-    if (!$("key-input").value.trim()) {
+    const key = $("key-input").value.trim();
+    // a header can only carry Latin-1: fetch() would refuse anything else
+    const problem = !key ? "Type the key first." : /[^\u0020-\u00ff]/.test(key) ? "This key has characters an HTTP header cannot carry." : "";
+    if (problem) {
       event.preventDefault();
+      $("key-reason").textContent = problem;
       $("key-input").focus();
     }
   });
