@@ -117,10 +117,9 @@ class ModelPool:
                 self._served[canonical] = served
             return served
 
-    def loaded(self, name: str) -> EmbeddingModel | None:
-        """The model when it is loaded already (collections share it), else None."""
-        served = self._served.get(name)
-        return served.model if served else None
+    def ready(self, name: str | None) -> ServedModel | None:
+        """The served model when `name` (exactly as given) is loaded already, else None."""
+        return self._served.get(name or self.default)
 
     def listed(self) -> list[ModelSpec]:
         """Installed catalog text models: what a request may name."""

@@ -21,6 +21,7 @@ from embedstack.server.models import ServedModel
 router = APIRouter()
 
 TokenArray = list[int]
+INLINE_INPUTS = 16
 
 
 class EmbeddingRequest(BaseModel):
@@ -62,11 +63,16 @@ def _texts(served: ServedModel, items: list[Any], limit: int) -> tuple[list[str]
 
 @router.post("/v1/embeddings", summary="Embed texts (OpenAI's API)")
 async def embeddings(request: EmbeddingRequest, state: State) -> Response:
-    served = await run_in_threadpool(state.models.get, request.model)
+    served = state.models.ready(request.model)
+    if served is None:  # loading takes seconds: off the event loop
+        served = await run_in_threadpool(state.models.get, request.model)
     items: list[Any] = [request.input] if isinstance(request.input, str) else list(request.input)
     if items and isinstance(items[0], int):
         items = [items]  # one token array
-    texts, counts = await run_in_threadpool(_texts, served, items, state.config.max_inputs)
+    if len(items) <= INLINE_INPUTS:  # tokenising a few texts costs less than a thread hop
+        texts, counts = _texts(served, items, state.config.max_inputs)
+    else:
+        texts, counts = await run_in_threadpool(_texts, served, items, state.config.max_inputs)
     vectors = await served.embed(texts, sum(counts))
     if request.dimensions is not None:
         vectors = _truncate(vectors, request.dimensions, served.model.dim)
