@@ -398,11 +398,13 @@ class Collection:
     ) -> list[Hit]:
         """More like the stored record `id`: a dense search with its stored vector, leaving
         the record itself out. A missing id is a `RecordNotFoundError`."""
-        [id] = _as_ids(id)
+        if not isinstance(id, str):
+            raise InvalidInputError(f"id must be a string, got {type(id).__name__}")
         if not self.get(id):
             raise RecordNotFoundError(f"no record with id {id!r} in {self.folder.name}")
         vector = self._store.vectors([id])[0]
         wanted = (k if k is not None else (options or SearchOptions()).k) + 1
+        fields["mode"] = "dense"  # a vector has no words for keyword search
         hits = self.search(vector, wanted, filter, options=options, **fields)
         return [hit for hit in hits if hit.id != id][: wanted - 1]
 
