@@ -70,7 +70,9 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first: dict[str, Any] = errors[0] if errors else {}
     # The top-level field; deeper parts of a union's location name its member types, which
     # mean nothing to a client ("input.list[int].0").
-    location = [part for part in first.get("loc", ()) if part != "body"]
+    location = list(first.get("loc", ()))
+    if location[:1] in (["body"], ["query"], ["path"], ["header"], ["cookie"]):
+        location = location[1:]  # where the field was sent; the field itself comes next
     param = str(location[0]) if location else None
     message = first.get("msg", "invalid request")
     if first.get("type") == "json_invalid":

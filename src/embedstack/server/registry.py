@@ -23,6 +23,7 @@ from embedstack.store.base import MANIFEST
 
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 UPLOADS = "files"  # sub-folder of a collection that keeps uploaded files
+MAX_NAME_BYTES = 200  # of an uploaded file's name, in UTF-8
 
 
 def check_name(name: str) -> str:
@@ -122,4 +123,11 @@ def safe_file_name(name: str | None) -> str:
     base = base.strip().lstrip(".")
     if not base:
         raise InvalidInputError(f"an uploaded file has no usable name ({name!r})")
-    return base[:200]
+    if len(base.encode()) <= MAX_NAME_BYTES:
+        return base
+    # File systems count a name's bytes (255 at most), not its characters; keep the extension,
+    # which says the format.
+    stem, dot, extension = base.rpartition(".")
+    suffix = dot + extension if stem and len(extension) <= 10 else ""
+    head = base[: len(base) - len(suffix)].encode()[: MAX_NAME_BYTES - len(suffix.encode())]
+    return head.decode(errors="ignore") + suffix

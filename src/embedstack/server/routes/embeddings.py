@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from embedstack.errors import InvalidInputError, LimitExceededError
@@ -20,7 +20,7 @@ from embedstack.server.models import ServedModel
 
 router = APIRouter()
 
-TokenArray = list[int]
+TokenArray = list[StrictInt]  # not booleans, floats or digit strings
 INLINE_INPUTS = 16
 
 
