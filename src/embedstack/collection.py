@@ -518,7 +518,5 @@ def _as_list(name: str, value: Any) -> list:
     if isinstance(value, str):
         return [value]
     if value is None or isinstance(value, Mapping | bytes) or not hasattr(value, "__iter__"):
-        raise InvalidInputError(
-            f"{name} must be a string or a list, got {type(value).__name__}"
-        )
+        raise InvalidInputError(f"{name} must be a string or a list, got {type(value).__name__}")
     return list(value)

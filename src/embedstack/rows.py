@@ -6,6 +6,7 @@ import json
 import numbers
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from embedstack.errors import InvalidInputError
 
@@ -47,6 +48,25 @@ def check_text(text: str, where: str, error: type[InvalidInputError] = InvalidIn
         ) from None
 
 
+# Lists and objects inside metadata; JSON encoders (the HTTP answers' too) give up near 255
+# levels, so a row stored deeper could never be read back.
+MAX_METADATA_DEPTH = 64
+
+
+def json_depth(value: Any) -> int:
+    """Levels of lists and objects in a JSON value (a loop: no recursion limit to hit)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, level)
+            pending.extend(
+                (child, level + 1)
+                for child in (item.values() if isinstance(item, Mapping) else item)
+            )
+    return deepest
+
+
 def validate_rows(texts: list, ids: list, metadata: list) -> None:
     """Check every row before anything is encoded or written."""
     seen: dict[str, int] = {}
@@ -71,6 +91,11 @@ def validate_rows(texts: list, ids: list, metadata: list) -> None:
                 f"row {position} (id {id_!r}): metadata is not JSON-serialisable: {exc}"
             ) from exc
         check_text(encoded, f"row {position} (id {id_!r}): metadata")
+        if json_depth(meta) > MAX_METADATA_DEPTH:
+            raise InvalidInputError(
+                f"row {position} (id {id_!r}): metadata nests lists and objects more than "
+                f"{MAX_METADATA_DEPTH} levels deep"
+            )
         for key in meta:
             if not isinstance(key, str):
                 raise InvalidInputError(

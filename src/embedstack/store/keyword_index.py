@@ -182,9 +182,7 @@ class KeywordIndex:
     @staticmethod
     def _document_id(db: sqlite3.Connection, key: str) -> tuple[int, bool]:
         """(id of the document with this key, whether it was created now)."""
-        row = db.execute(
-            "SELECT document FROM keyword_documents WHERE key = ?", (key,)
-        ).fetchone()
+        row = db.execute("SELECT document FROM keyword_documents WHERE key = ?", (key,)).fetchone()
         if row:
             return row[0], False
         cursor = db.execute(

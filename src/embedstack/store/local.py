@@ -355,9 +355,9 @@ class LocalStore:
         or the new one; the signature is checked again once the write lock is held.
         """
         wanted = self.keywords.signature
-        found = self._reader().execute(
-            "SELECT value FROM meta WHERE key = 'keyword_index'"
-        ).fetchone()
+        found = (
+            self._reader().execute("SELECT value FROM meta WHERE key = 'keyword_index'").fetchone()
+        )
         if found and found[0] == wanted:
             return
         try:
@@ -373,9 +373,7 @@ class LocalStore:
                     self.keywords.create(db, fresh=True)
                     rows = db.execute("SELECT vid, text, metadata FROM chunks").fetchall()
                     self.keywords.rebuild(db, rows)
-                    db.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('keyword_index', ?)", (wanted,)
-                    )
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('keyword_index', ?)", (wanted,))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -610,11 +608,15 @@ class LocalStore:
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """Stored chunks for the ids that exist, in the order asked."""
         with self._operation():
-            rows = self._reader().execute(
-                "SELECT id, text, metadata FROM chunks "
-                "WHERE id IN (SELECT value FROM json_each(?))",
-                (_id_list(ids),),
-            ).fetchall()
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT id, text, metadata FROM chunks "
+                    "WHERE id IN (SELECT value FROM json_each(?))",
+                    (_id_list(ids),),
+                )
+                .fetchall()
+            )
         by_id = {r[0]: Chunk(r[0], r[1], json.loads(r[2])) for r in rows}
         return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
@@ -697,21 +699,29 @@ class LocalStore:
         vids = sorted({vid for found in results for vid, _ in found})
         if not vids:
             return [[] for _ in results]
-        rows = self._reader().execute(
-            "SELECT vid, id FROM chunks WHERE vid IN (SELECT value FROM json_each(?))",
-            (json.dumps(vids),),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT vid, id FROM chunks WHERE vid IN (SELECT value FROM json_each(?))",
+                (json.dumps(vids),),
+            )
+            .fetchall()
+        )
         names = dict(rows)
         return [[(names[v], s) for v, s in found if v in names] for found in results]
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of `ids`, in that order (rows of zeros for unknown ids)."""
         with self._operation():
-            rows = self._reader().execute(
-                "SELECT c.id, v.vector FROM chunks AS c JOIN vectors AS v ON v.vid = c.vid "
-                "WHERE c.id IN (SELECT value FROM json_each(?))",
-                (_id_list(ids),),
-            ).fetchall()
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT c.id, v.vector FROM chunks AS c JOIN vectors AS v ON v.vid = c.vid "
+                    "WHERE c.id IN (SELECT value FROM json_each(?))",
+                    (_id_list(ids),),
+                )
+                .fetchall()
+            )
         found = {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows}
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for row, id_ in enumerate(ids):

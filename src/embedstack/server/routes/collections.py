@@ -9,14 +9,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from embedstack.collection import content_id
-from embedstack.errors import InvalidInputError, LimitExceededError, RecordNotFoundError
+from embedstack.errors import LimitExceededError, RecordNotFoundError
 from embedstack.server.deps import State
 
 router = APIRouter(prefix="/collections", tags=["collections"])
-
-# Lists and objects inside metadata; JSON encoders (the answers' too) give up near 255 levels,
-# so a record stored deeper could never be read back.
-MAX_METADATA_DEPTH = 64
 
 
 class CreateCollection(BaseModel):
@@ -63,12 +59,6 @@ async def add_records(name: str, request: AddRecords, state: State) -> dict[str,
     if len(request.records) > limit:
         raise LimitExceededError(f"{len(request.records)} records is more than the limit of "
                                  f"{limit}; send them in several requests")  # fmt: skip
-    for position, record in enumerate(request.records):
-        if _depth(record.metadata) > MAX_METADATA_DEPTH:
-            raise InvalidInputError(
-                f"row {position}: metadata nests lists and objects more than "
-                f"{MAX_METADATA_DEPTH} levels deep"
-            )
     collection = state.collections.get(name)
     texts = [r.text for r in request.records]
     metadata = [r.metadata for r in request.records]
@@ -77,18 +67,6 @@ async def add_records(name: str, request: AddRecords, state: State) -> dict[str,
         ids = [r.id if r.id is not None else content_id(r.text) for r in request.records]
     written = await run_in_threadpool(collection.add, texts, ids, metadata)
     return {"ids": written}
-
-
-def _depth(value: Any) -> int:
-    """Levels of lists and objects in a JSON value (a loop: no recursion limit to hit)."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend((child, level + 1) for child in children)
-    return deepest
 
 
 def _record(chunk: Any) -> dict[str, Any]:
