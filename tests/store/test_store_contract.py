@@ -68,6 +68,13 @@ def test_rows_round_trip_in_insertion_order(filled):
     assert chunks[1].text == ROWS["apple"][0] and chunks[1].metadata == ROWS["apple"][1]
 
 
+def test_ids_under_a_filter_keep_insertion_order(filled):
+    where = parse_filter({"kind": {"$in": ["vegetable", "dish"]}})
+    assert filled.ids(where) == ["carrot", "radish", "pizza"]
+    assert filled.ids(parse_filter({"kind": "nothing"})) == []
+    assert filled.ids(parse_filter({})) == list(ROWS)
+
+
 def test_upsert_replaces_by_id_and_delete_counts_what_existed(filled):
     replacement = unit_vectors(1, DIM, 99)
     filled.upsert(["apple"], ["Green apples."], [{"kind": "fruit", "price": 4}], replacement)

@@ -51,8 +51,8 @@ class VectorStore(Protocol):
         """The stored chunks among `ids`, in the order asked; missing ids are left out."""
         ...
 
-    def ids(self) -> list[str]:
-        """Every stored id, oldest first."""
+    def ids(self, where: FilterNode | None = None) -> list[str]:
+        """The stored ids (those `where` lets through), oldest first."""
         ...
 
     def count(self, where: FilterNode | None = None) -> int: ...

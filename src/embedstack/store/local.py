@@ -620,9 +620,14 @@ class LocalStore:
         by_id = {r[0]: Chunk(r[0], r[1], json.loads(r[2])) for r in rows}
         return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
-    def ids(self) -> list[str]:
+    def ids(self, where: FilterNode | None = None) -> list[str]:
         with self._operation():
-            return [r[0] for r in self._reader().execute("SELECT id FROM chunks ORDER BY vid")]
+            if where is None or where == MATCH_ALL:
+                sql, params = "SELECT id FROM chunks ORDER BY vid", []
+            else:
+                select, params = compile_sqlite(where)
+                sql = f"SELECT id FROM chunks WHERE vid IN ({select}) ORDER BY vid"
+            return [r[0] for r in self._reader().execute(sql, params)]
 
     def _allowed(self, where: FilterNode | None) -> np.ndarray | None:
         """The vector ids a filter lets through (None: all), memoised per generation."""
