@@ -40,6 +40,9 @@ from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit, SourceRecord
 
 if TYPE_CHECKING:
+    from embedstack.analysis.recommendation import Profile
+    from embedstack.analysis.report import ClusterReport
+    from embedstack.analysis.topics import Namer
     from embedstack.ingest.pipeline import IngestReport, OnProgress
     from embedstack.rag.answer import Answer
     from embedstack.rag.asking import AnswerStream
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 Filter = Mapping[str, Any]
 Options = TypeVar("Options", SearchOptions, IngestOptions)
 CACHE_FILE = "embedding-cache.db"
+MAP_LIMIT = 20_000  # points drawn on a map; past it, an evenly spread sample
 
 
 def _canonical_name(model: str | None) -> str | None:
@@ -443,17 +447,11 @@ class Collection:
         the end.
         """
         from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, ask
-        from embedstack.rag.loader import DEFAULT_LLM, load_llm
         from embedstack.rag.sessions import ChatSessions
 
         if session is not None and history:
             raise InvalidInputError("pass history= or session=, not both")
-        if llm is None or isinstance(llm, str):
-            key = (llm or DEFAULT_LLM, base_url)
-            with self._lock:
-                if key not in self._llms:
-                    self._llms[key] = load_llm(key[0], base_url=base_url)
-                llm = self._llms[key]
+        llm = self._llm(llm, base_url)
         with self._lock:
             sessions = self._sessions = self._sessions or ChatSessions()
         result = ask(
@@ -464,9 +462,203 @@ class Collection:
         )  # fmt: skip
         return result if session is None else sessions.record(session, question, result)
 
+    def _llm(self, llm: str | ChatModel | None, base_url: str | None = None) -> ChatModel:
+        """A chat model by name (loaded once per collection object), or the one given."""
+        from embedstack.rag.loader import DEFAULT_LLM, load_llm
+
+        if llm is not None and not isinstance(llm, str):
+            return llm
+        key = (llm or DEFAULT_LLM, base_url)
+        with self._lock:
+            if key not in self._llms:
+                self._llms[key] = load_llm(key[0], base_url=base_url)
+            return self._llms[key]
+
     def conversation(self, session: str) -> list[Message]:
         """The turns `ask(..., session=session)` has kept so far (a copy)."""
         return self._sessions.history(session) if self._sessions else []
+
+    # ---- analysis ------------------------------------------------------------------------------
+
+    def _records(
+        self, filter: Filter | None, what: str, limit: int | None = None
+    ) -> tuple[list[Chunk], np.ndarray]:
+        """The stored chunks (those `filter` lets through) with their vectors; past `limit`,
+        an evenly spread sample of them (the same one every time)."""
+        ids = self._store.ids(parse_filter(filter))
+        if not ids:
+            matching = " matching the filter" if filter else ""
+            raise InvalidInputError(f"{self.folder.name} has no records{matching} to {what}")
+        if limit is not None:
+            check_whole_number("limit", limit, 1)
+            if len(ids) > limit:
+                ids = [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
+        chunks = self._store.get(ids)
+        return chunks, self._store.vectors([chunk.id for chunk in chunks])
+
+    def cluster(
+        self,
+        method: str = "kmeans",
+        n_clusters: int | None = None,
+        *,
+        filter: Filter | None = None,
+        n_words: int = 10,
+        n_examples: int = 3,
+        name: bool | str | ChatModel = False,
+        base_url: str | None = None,
+        **params: Any,
+    ) -> ClusterReport:
+        """Group the stored records by meaning and label each group.
+
+        `method`: "kmeans" (default; FAISS, scales to millions), "agglomerative" (or with
+        `distance_threshold=`), "hdbscan" (finds the number itself; outliers are -1).
+        `n_clusters` defaults to √(n/2) between 2 and 50. Each cluster gets c-TF-IDF keywords
+        and its most central records; `name=True` (or an LLM name or `ChatModel`) also asks
+        an LLM for a short name. `params` go to `analysis.Clusterer`. Nothing is stored.
+        """
+        chunks, vectors = self._records(filter, "cluster")
+        namer = None
+        if name is not False:
+            from embedstack.analysis.topics import llm_namer
+
+            namer = llm_namer(self._llm(None if name is True else name, base_url))
+        return self._cluster_rows(
+            chunks, vectors, n_clusters, method,
+            n_words=n_words, n_examples=n_examples, namer=namer, **params,
+        )  # fmt: skip
+
+    def _cluster_rows(
+        self,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        n_clusters: int | None,
+        method: str = "kmeans",
+        *,
+        n_words: int = 10,
+        n_examples: int = 3,
+        namer: Namer | None = None,
+        **params: Any,
+    ) -> ClusterReport:
+        from embedstack.analysis.clustering import Clusterer
+        from embedstack.analysis.report import ClusterReport
+        from embedstack.analysis.topics import describe_clusters
+
+        if n_clusters is None and method != "hdbscan":
+            n_clusters = min(len(chunks), max(2, min(50, round((len(chunks) / 2) ** 0.5))))
+        clusterer = Clusterer(method, n_clusters, **params).fit(vectors)
+        topics = describe_clusters(
+            [c.text for c in chunks], clusterer.labels_, vectors,
+            n_words=n_words, n_examples=n_examples, namer=namer,
+        )  # fmt: skip
+        return ClusterReport(method, chunks, clusterer.labels_, topics)
+
+    def recommend(
+        self,
+        positive: Sequence[Any] = (),
+        negative: Sequence[Any] = (),
+        *,
+        strategy: str = "average_vector",
+        k: int = 10,
+        filter: Filter | None = None,
+        profile: Profile | None = None,
+    ) -> list[Hit]:
+        """Records like the `positive` examples and unlike the `negative` ones.
+
+        An example is a stored record's id (a string), `{"text": ...}` (embedded as a
+        query), `{"id": ...}`, or a vector. `strategy` is Qdrant's "average_vector",
+        "best_score" or "sum_scores". A `Profile`'s liked and disliked ids join the
+        examples. The examples never appear in the results.
+        """
+        from embedstack.analysis.recommendation import recommend_in_store
+
+        check_whole_number("k", k, 1)
+        positive, negative = _as_list("positive", positive), _as_list("negative", negative)
+        if profile is not None:
+            positive += profile.liked
+            negative += profile.disliked
+        liked, liked_ids = self._example_vectors(positive)
+        disliked, disliked_ids = self._example_vectors(negative)
+        found = recommend_in_store(
+            self._store, liked, disliked, strategy=strategy, k=k,
+            where=parse_filter(filter), exclude=[*liked_ids, *disliked_ids],
+        )  # fmt: skip
+        chunks = {chunk.id: chunk for chunk in self._store.get([id_ for id_, _ in found])}
+        return [
+            Hit(chunks[id_], score, {"recommend": score}) for id_, score in found if id_ in chunks
+        ]
+
+    def _example_vectors(self, examples: list[Any]) -> tuple[np.ndarray, list[str]]:
+        """Unit vectors for ids, {"id"}/{"text"} objects and vectors; and the ids among them."""
+        rows = np.zeros((len(examples), self.config.dim), dtype=np.float32)
+        ids: dict[int, str] = {}
+        texts: dict[int, str] = {}
+        for position, example in enumerate(examples):
+            if isinstance(example, Mapping):
+                if set(example) == {"text"} and isinstance(example["text"], str):
+                    check_text(example["text"], f"example {position}")
+                    texts[position] = example["text"]
+                    continue
+                if set(example) != {"id"}:
+                    raise InvalidInputError(
+                        f'example {position} must be an id, {{"id": ...}}, {{"text": ...}} '
+                        "or a vector"
+                    )
+                example = example["id"]
+            if isinstance(example, str):
+                ids[position] = example
+            else:
+                rows[position] = self._check_vectors([example])[0]
+        if ids:
+            stored = {chunk.id for chunk in self._store.get(list(ids.values()))}
+            for id_ in ids.values():
+                if id_ not in stored:
+                    raise RecordNotFoundError(f"no record with id {id_!r} in {self.folder.name}")
+            rows[list(ids)] = self._store.vectors(list(ids.values()))
+        if texts:
+            rows[list(texts)] = self.model.encode_query(list(texts.values()))
+        return rows, list(ids.values())
+
+    def duplicates(
+        self, threshold: float = 0.95, min_size: int = 2, *, filter: Filter | None = None
+    ) -> list[list[Chunk]]:
+        """Groups of near-duplicate records (cosine ≥ `threshold`), biggest first; in each
+        group, the record the others are all close to comes first."""
+        from embedstack.analysis.duplicates import near_duplicates
+
+        chunks, vectors = self._records(filter, "look for duplicates in")
+        groups = near_duplicates(vectors, threshold, min_size)
+        return [[chunks[i] for i in group] for group in groups]
+
+    def map(
+        self,
+        out: str | Path,
+        *,
+        method: str = "umap",
+        color_by: str | None = None,
+        n_clusters: int | None = None,
+        filter: Filter | None = None,
+        limit: int | None = MAP_LIMIT,
+        title: str | None = None,
+    ) -> Path:
+        """Draw the records in 2-D: `out` ending in .html (interactive: hover for the text,
+        click for neighbours, colour by any field) or .png. Points are coloured by their
+        k-means cluster (named by its keywords), or by the metadata field `color_by`. Past
+        `limit` records (default 20,000), an evenly spread sample is drawn."""
+        from embedstack.analysis.maps import write_map
+
+        chunks, vectors = self._records(filter, "map", limit)
+        metadata = [dict(chunk.metadata) for chunk in chunks]
+        if color_by is None and len(chunks) >= 2:
+            report = self._cluster_rows(chunks, vectors, n_clusters)
+            names = {topic.cluster: f"{topic.cluster}: {topic.label}" for topic in report.topics}
+            for row, label in zip(metadata, report.labels, strict=True):
+                row["cluster"] = names.get(int(label), "outlier")
+            color_by = "cluster"
+        return write_map(
+            Path(out), vectors, texts=[c.text for c in chunks], ids=[c.id for c in chunks],
+            metadata=metadata, color_by=color_by, method=method,
+            title=title or f"{self.folder.name} · {self.config.model}",
+        )  # fmt: skip
 
     def check(self) -> list[str]:
         """A full consistency check of the stored data; the problems found (empty: healthy)."""

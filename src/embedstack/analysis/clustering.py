@@ -111,7 +111,7 @@ class Clusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         model = AgglomerativeClustering(
             n_clusters=None if threshold is not None else self._wanted_clusters(len(vectors)),
             distance_threshold=threshold,
-            linkage=self.linkage,  # type: ignore[arg-type]
+            linkage=self.linkage,
             metric="euclidean" if self.linkage == "ward" else "cosine",
         )
         return _renumber(model.fit_predict(vectors))

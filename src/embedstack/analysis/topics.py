@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,7 +36,6 @@ class Topic:
     keywords: list[tuple[str, float]]
     examples: list[int]  # row positions of the members nearest the cluster's centre
     name: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

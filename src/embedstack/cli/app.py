@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from embedstack.cli import answers, collection, evaluation, models, serving, words
+from embedstack.cli import analysis, answers, collection, evaluation, models, serving, words
 
 app = typer.Typer(
     help="embedstack: embed, store, search and evaluate text on your own machine.",
@@ -30,6 +30,10 @@ app.command()(collection.info)
 app.command()(collection.delete)
 app.command()(collection.check)
 app.command()(models.embed)
+app.command()(analysis.cluster)
+app.command()(analysis.recommend)
+app.command("map")(analysis.draw_map)
+app.command()(analysis.duplicates)
 
 app.add_typer(evaluation.eval_app, name="eval")
 app.add_typer(models.models_app, name="models")

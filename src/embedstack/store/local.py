@@ -622,8 +622,9 @@ class LocalStore:
 
     def ids(self, where: FilterNode | None = None) -> list[str]:
         with self._operation():
+            params: list[Any] = []
             if where is None or where == MATCH_ALL:
-                sql, params = "SELECT id FROM chunks ORDER BY vid", []
+                sql = "SELECT id FROM chunks ORDER BY vid"
             else:
                 select, params = compile_sqlite(where)
                 sql = f"SELECT id FROM chunks WHERE vid IN ({select}) ORDER BY vid"
