@@ -660,6 +660,31 @@ class Collection:
             title=title or f"{self.folder.name} · {self.config.model}",
         )  # fmt: skip
 
+    def map_points(
+        self,
+        *,
+        method: str = "umap",
+        n_clusters: int | None = None,
+        filter: Filter | None = None,
+        limit: int | None = MAP_LIMIT,
+    ) -> dict[str, Any]:
+        """The records in 2-D for a client to draw: {"points": [{id, x, y, cluster, text,
+        metadata}], "clusters": [{cluster, size, label, keywords}]}; texts cut to 300
+        characters. Past `limit` records, an evenly spread sample."""
+        from embedstack.analysis.projection import project
+
+        chunks, vectors = self._records(filter, "map", limit)
+        report = self._cluster_rows(chunks, vectors, n_clusters) if len(chunks) >= 2 else None
+        coords = project(vectors, method=method) if len(chunks) >= 3 else np.zeros((len(chunks), 2))
+        labels = report.labels if report is not None else np.zeros(len(chunks), dtype=np.int64)
+        points = [
+            {"id": chunk.id, "x": float(x), "y": float(y), "cluster": int(label),
+             "text": chunk.text[:300], "metadata": chunk.metadata}
+            for chunk, (x, y), label in zip(chunks, coords, labels, strict=True)
+        ]  # fmt: skip
+        clusters = report.to_dict(assignments=False)["clusters"] if report is not None else []
+        return {"method": method, "points": points, "clusters": clusters}
+
     def check(self) -> list[str]:
         """A full consistency check of the stored data; the problems found (empty: healthy)."""
         return self._store.check()
