@@ -127,7 +127,7 @@ class Clusterer(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"min_cluster_size {size} is more than the {len(vectors)} items given"
             )
         points = self._reduced(vectors)
-        labels = HDBSCAN(min_cluster_size=size, metric="euclidean").fit_predict(points)
+        labels = HDBSCAN(min_cluster_size=size, metric="euclidean", copy=True).fit_predict(points)
         return _renumber(labels)
 
     def _reduced(self, vectors: np.ndarray) -> np.ndarray:
