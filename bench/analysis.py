@@ -20,8 +20,8 @@ default backend, int8 ONNX), cached as .npy under --cache-dir, keyed by model, b
 posts and a hash of the texts. Every embedding-based method below clusters these same vectors.
 
 Methods (one table row each):
-- embedstack `Clusterer(method="kmeans", n_clusters=20)` (spherical k-means in FAISS),
-  `Clusterer(method="hdbscan")` (its defaults: UMAP to 5-d when umap-learn is installed, then
+- embedstack `Clusterer(method="kmeans", n_clusters=20)` (spherical k-means in FAISS), the
+  same with `reduce_dims=5` (UMAP to 5-d first, as BERTopic does), `Clusterer(method="hdbscan")` (its defaults: UMAP to 5-d when umap-learn is installed, then
   scikit-learn HDBSCAN, outliers -1), `Clusterer(method="agglomerative", n_clusters=20)` (Ward),
   and the same with `distance_threshold=T` (`--agglomerative-threshold`, default 8.0: Ward
   merge heights on these 18,846 vectors put 20 clusters at 9.75-9.94 and 25 at 8.38-8.48, so
@@ -326,7 +326,7 @@ def run_embedstack(method: str, vectors: np.ndarray, texts: list[str], **params:
     from embedstack.analysis import Clusterer, describe_clusters
 
     warmup = None
-    if method == "hdbscan" and params.get("reduce_dims", 5):
+    if params.get("reduce_dims", 5 if method == "hdbscan" else None):
         warmup = umap_warmup(vectors)
     started = time.perf_counter()
     clusterer = Clusterer(method=method, random_state=SEED, **params).fit(vectors)
@@ -667,6 +667,10 @@ def main() -> None:
     if wanted("kmeans"):
         runs.append((f"embedstack k-means (k={K})",
                      lambda: run_embedstack("kmeans", vectors, texts, n_clusters=K)))  # fmt: skip
+    if wanted("kmeans"):
+        runs.append((f"embedstack k-means (k={K}, reduce_dims=5: UMAP first)",
+                     lambda: run_embedstack("kmeans", vectors, texts, n_clusters=K,
+                                            reduce_dims=5)))  # fmt: skip
     if wanted("hdbscan"):
         runs.append(("embedstack HDBSCAN (defaults)",
                      lambda: run_embedstack("hdbscan", vectors, texts)))  # fmt: skip

@@ -14,15 +14,15 @@ from tests.analysis.corpus import LABELS, TEXTS
 
 
 def test_keywords_follow_bertopics_c_tf_idf():
-    """Recomputed the way BERTopic's ClassTfidfTransformer does: one joined document per
-    class, L1-normalised counts, square root, times log(1 + avg words per class / f(w))."""
+    """Recomputed the way BERTopic's ClassTfidfTransformer does by default: one joined
+    document per class, L1-normalised counts times log(1 + avg words per class / f(w))."""
     labels = np.array([sorted(set(LABELS)).index(label) for label in LABELS])
     found = class_tfidf(TEXTS, labels, n_words=5)
     joined = [" ".join(t for t, c in zip(TEXTS, labels, strict=True) if c == k) for k in range(4)]
     vectorizer = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN)
     counts = vectorizer.fit_transform(joined).toarray().astype(float)
     idf = np.log(1 + counts.sum(axis=1).mean() / counts.sum(axis=0))
-    weights = np.sqrt(normalize(counts, norm="l1")) * idf
+    weights = normalize(counts, norm="l1") * idf
     words = vectorizer.get_feature_names_out()
     for cluster in range(4):
         expected = sorted(zip(weights[cluster], words, strict=True), key=lambda p: -p[0])[:5]
