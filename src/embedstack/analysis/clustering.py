@@ -99,7 +99,9 @@ class Clusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         kmeans = faiss.Kmeans(
             points.shape[1], k, niter=self.max_iter, nredo=max(1, self.n_init),
             spherical=spherical, seed=1234 if self.random_state is None else self.random_state,
-            min_points_per_centroid=1, max_points_per_centroid=256, verbose=False,
+            min_points_per_centroid=1, verbose=False,
+            # a sample of 256 per centroid in 384-d; every point in UMAP's few dimensions
+            max_points_per_centroid=256 if spherical else len(points),
         )  # fmt: skip
         kmeans.train(points)
         _, nearest = kmeans.index.search(points, 1)
