@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from embedstack.cli import answers, collection, evaluation, models, serving, words
+from embedstack.cli.classify import classify_app
 
 app = typer.Typer(
     help="embedstack: embed, store, search and evaluate text on your own machine.",
@@ -32,6 +33,7 @@ app.command()(collection.check)
 app.command()(models.embed)
 
 app.add_typer(evaluation.eval_app, name="eval")
+app.add_typer(classify_app, name="classify")
 app.add_typer(models.models_app, name="models")
 app.add_typer(words.words_app, name="words")
 
