@@ -148,6 +148,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         vectors = self._as_vectors(vectors, dim=None)
         labels = as_labels(y, len(vectors))
         self.check_labels(labels)
+        self.__dict__.pop("C_", None)  # from an earlier "logistic-cv" fit
         self.classes_ = np.unique(labels)
         if self.head == "logistic":
             self.head_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=0)
@@ -164,6 +165,8 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         labels = np.asarray(list(labels))
         if self.head not in HEADS:
             raise InvalidInputError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if len(labels) == 0:
+            raise InvalidInputError("no labels given")
         classes, counts = np.unique(labels, return_counts=True)
         if len(classes) < 2:
             raise InvalidInputError(
