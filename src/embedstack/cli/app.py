@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from embedstack.cli import analysis, answers, collection, evaluation, models, serving, words
+from embedstack.cli.classify import classify_app
 
 app = typer.Typer(
     help="embedstack: embed, store, search and evaluate text on your own machine.",
@@ -36,6 +37,7 @@ app.command("map")(analysis.draw_map)
 app.command()(analysis.duplicates)
 
 app.add_typer(evaluation.eval_app, name="eval")
+app.add_typer(classify_app, name="classify")
 app.add_typer(models.models_app, name="models")
 app.add_typer(words.words_app, name="words")
 

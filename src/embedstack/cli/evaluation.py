@@ -106,3 +106,90 @@ def eval_sts(
         ("pairs", str(result["n_pairs"])),
     ]
     print_report(f"{data} ({split}) · {result['model']} ({result['backend']})", rows)
+
+
+@eval_app.command("classification")
+@user_errors
+def eval_classification(
+    data: Annotated[
+        Path, typer.Option(help="Folder with train.csv and test.csv (text, category).")
+    ],
+    samples_per_label: Annotated[
+        int, typer.Option(help="Training texts drawn per label in each experiment.")
+    ] = 8,
+    n_experiments: Annotated[int, typer.Option(help="Experiments to average (MTEB: 10).")] = 10,
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Few-shot logistic-regression accuracy and F1, following MTEB 1.12's protocol exactly."""
+    from embedstack.evaluation import evaluate_classification, load_classification
+
+    check_model(model, base_url)
+    dataset = load_classification(data)
+    encoder = load_encoder(model, backend, base_url)
+    result = evaluate_classification(
+        dataset, encoder, samples_per_label=samples_per_label, n_experiments=n_experiments,
+        batch_size=batch_size, show_progress=True,
+    )  # fmt: skip
+    if as_json:
+        print_json(result)
+        return
+    rows = [
+        ("accuracy", f"{result['accuracy']:.5f} ± {result['accuracy_std']:.5f}"),
+        ("f1 (macro)", f"{result['f1']:.5f}"),
+        ("f1 (weighted)", f"{result['f1_weighted']:.5f}"),
+    ]
+    rows += [(key, f"{result[key]:.5f}") for key in ("ap", "ap_weighted") if key in result]
+    rows += [
+        ("experiments · per label", f"{result['n_experiments']} · {samples_per_label}"),
+        ("labels · test texts", f"{result['n_labels']} · {result['n_test']}"),
+        ("texts/s", f"{result['texts_per_s']:.1f}"),
+    ]
+    print_report(f"{data} · {result['model']} ({result['backend']})", rows)
+
+
+@eval_app.command("clustering")
+@user_errors
+def eval_clustering(
+    data: Annotated[Path, typer.Option(help="JSONL file (.jsonl or .jsonl.gz) or CSV.")],
+    text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
+    label_field: Annotated[str, typer.Option(help="Field holding the true label.")] = "label",
+    split: Annotated[
+        str | None, typer.Option(help="Only rows whose 'split' field equals this.")
+    ] = None,
+    sets: Annotated[int, typer.Option(help="Random subsets to cluster and average.")] = 1,
+    subset_size: Annotated[
+        int | None, typer.Option(help="Rows per subset (default: all rows, one set).")
+    ] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """V-measure of mini-batch k-means clusters against the labels (MTEB 1.12's protocol)."""
+    from embedstack.evaluation import evaluate_clustering, load_clustering
+    from embedstack.evaluation.clustering import draw_sets
+
+    check_model(model, base_url)
+    dataset = load_clustering(data, text_field, label_field, split)
+    draw_sets(len(dataset.texts), sets, subset_size)  # bad options fail before the model loads
+    encoder = load_encoder(model, backend, base_url)
+    result = evaluate_clustering(
+        dataset, encoder, sets=sets, subset_size=subset_size, batch_size=batch_size,
+        show_progress=True,
+    )  # fmt: skip
+    result["split"] = split
+    if as_json:
+        print_json(result)
+        return
+    rows = [
+        ("v_measure", f"{result['v_measure']:.5f} ± {result['v_measure_std']:.5f}"),
+        ("sets · texts per set", f"{result['sets']} · {result['set_size']}"),
+        ("labels", str(result["n_labels"])),
+        ("texts/s", f"{result['texts_per_s']:.1f}"),
+    ]
+    print_report(f"{data} · {result['model']} ({result['backend']})", rows)
