@@ -23,7 +23,8 @@ Methods (one table row each):
 - embedstack `Clusterer(method="kmeans", n_clusters=20)` (spherical k-means in FAISS), the
   same with `reduce_dims=5` (UMAP to 5-d first, as BERTopic does),
   `Clusterer(method="hdbscan")` (its defaults: UMAP to 5-d when umap-learn is installed, the
-  smallest cluster 0.5% of the posts, then scikit-learn HDBSCAN, outliers -1), `Clusterer(method="agglomerative", n_clusters=20)` (Ward),
+  smallest cluster 0.5% of the posts, then scikit-learn HDBSCAN, outliers -1),
+  `Clusterer(method="agglomerative", n_clusters=20)` (Ward),
   and the same with `distance_threshold=T` (`--agglomerative-threshold`, default 8.0: Ward
   merge heights on these 18,846 vectors put 20 clusters at 9.75-9.94 and 25 at 8.38-8.48, so
   8.0 gives a few more than 25; chosen from the tree, not from the labels; Ward heights grow
