@@ -49,4 +49,4 @@ def near_duplicates(vectors: Any, threshold: float = 0.9, min_size: int = 2) -> 
         if len(remaining) >= min_size:
             groups.append(remaining)
             taken.update(remaining)
-    return groups
+    return sorted(groups, key=len, reverse=True)  # a trimmed group may now be smaller

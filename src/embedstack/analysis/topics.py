@@ -1,11 +1,12 @@
 """Topic labels for clusters: c-TF-IDF keywords, representative members, an optional name.
 
-c-TF-IDF is BERTopic's class-based TF-IDF (Grootendorst 2022, `ClassTfidfTransformer`):
-word counts are summed per cluster, each cluster's counts are L1-normalised (and square-rooted
-to damp very frequent words, BERTopic's `reduce_frequent_words`), and weighted by
-idf(w) = log(1 + A / f(w)), where A is the average number of words per cluster and f(w) the
-word's count over all clusters. Here counts are summed from per-document counts (rather than
-counting one joined document per cluster), so `min_df` counts documents, as it should.
+c-TF-IDF is BERTopic's class-based TF-IDF (Grootendorst 2022, `ClassTfidfTransformer` with its
+defaults): word counts are summed per cluster, each cluster's counts are L1-normalised and
+weighted by idf(w) = log(1 + A / f(w)), where A is the average number of words per cluster and
+f(w) the word's count over all clusters. Here counts are summed from per-document counts
+(rather than counting one joined document per cluster), so `min_df` counts documents: by
+default a word must appear in 1 of every 2,000 documents (at least 2), which keeps user names
+and host names, frequent in a few posts only, from naming small clusters.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from embedstack.errors import InvalidInputError
 
 # A word starts with a letter and has at least two characters: numbers, dates and ids are
 # what clusters of real documents share most, and they name nothing.
-TOKEN_PATTERN = r"(?u)\b[^\W\d_][\w'-]*\w\b"
+TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]+\b"
 NAME_CHARS = 60
 
 
@@ -75,7 +76,7 @@ def class_tfidf(
     vectorizer = CountVectorizer(
         stop_words=stop_words,
         token_pattern=TOKEN_PATTERN,
-        min_df=min_df if min_df is not None else (2 if len(texts) >= 50 else 1),
+        min_df=min_df if min_df is not None else _default_min_df(len(texts)),
     )
     try:
         counts = vectorizer.fit_transform(texts)
@@ -89,7 +90,7 @@ def class_tfidf(
     frequency = per_class.sum(axis=0)
     average_words = per_class.sum(axis=1).mean()
     idf = np.log(1.0 + average_words / np.maximum(frequency, 1e-12))
-    weights = np.sqrt(normalize(per_class, norm="l1")) * idf
+    weights = normalize(per_class, norm="l1") * idf
     words = vectorizer.get_feature_names_out()
     found: dict[int, list[tuple[str, float]]] = {}
     for row, cluster in enumerate(classes):
@@ -97,6 +98,10 @@ def class_tfidf(
         top = np.argsort(-scores, kind="stable")[:n_words]
         found[int(cluster)] = [(str(words[i]), float(scores[i])) for i in top if scores[i] > 0]
     return found
+
+
+def _default_min_df(documents: int) -> int:
+    return 1 if documents < 50 else max(2, documents // 2000)
 
 
 class _Chat(Protocol):

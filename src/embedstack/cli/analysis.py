@@ -40,7 +40,13 @@ def cluster(
     n: Annotated[
         int | None, typer.Option("--n", "-n", help="Number of clusters (default √(n/2), ≤ 50).")
     ] = None,
-    min_cluster_size: Annotated[int, typer.Option(help="HDBSCAN: smallest cluster.")] = 10,
+    min_cluster_size: Annotated[
+        int | None, typer.Option(help="HDBSCAN: smallest cluster (default 0.5% of the items).")
+    ] = None,
+    reduce_dims: Annotated[
+        int | None,
+        typer.Option(help="Reduce to N dimensions with UMAP first (default: 5 for hdbscan)."),
+    ] = None,
     distance_threshold: Annotated[
         float | None, typer.Option(help="Agglomerative: merge distance instead of --n.")
     ] = None,
@@ -55,6 +61,8 @@ def cluster(
     """Group a collection's records by meaning: size, keywords and examples per cluster."""
     where = parse_filter(filter)
     params: dict = {"min_cluster_size": min_cluster_size}
+    if reduce_dims is not None:
+        params["reduce_dims"] = reduce_dims
     if distance_threshold is not None:
         params["distance_threshold"] = distance_threshold
     with open_existing(collection) as kb, err.status("Clustering…"):
