@@ -94,6 +94,10 @@ def test_other_methods_and_a_filter(http):
     assert report["method"] == "hdbscan"
     assert sum(c["size"] for c in report["clusters"]) + report["outliers"] == 33
 
+    body = {"n_clusters": 4, "reduce_dims": 5, "assignments": True}
+    report = ok(http.post(f"/collections/{NAME}/cluster", json=body))
+    assert report["n_clusters"] == 4 and len(report["assignments"]) == 33
+
     report = ok(
         http.post(
             f"/collections/{NAME}/cluster",
@@ -206,6 +210,8 @@ BAD = [
     ("cluster", {"method": "hdbscan", "min_cluster_size": 50}, 422, "min_cluster_size"),
     ("cluster", {"n_clusters": 0}, 422, "n_clusters"),
     ("cluster", {"clusters": 4}, 422, "clusters"),
+    ("cluster", {"reduce_dims": 0}, 422, "reduce_dims"),
+    ("cluster", {"reduce_dims": "some"}, 422, "reduce_dims"),
     ("cluster", {"filter": {"topic": "chess"}}, 422, "no records matching the filter"),
     ("duplicates", {"threshold": 0}, 422, "threshold"),
     ("duplicates", {"threshold": 1.5}, 422, "threshold"),

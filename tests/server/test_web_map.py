@@ -254,7 +254,11 @@ def test_clusters_view_lists_sizes_keywords_and_examples(page, topics):
         ids = examples.evaluate_all("items => items.map(item => item.dataset.id)")
         assert len({topic(id_) for id_ in ids}) == 1, ids  # a cluster's examples agree
 
-    # HDBSCAN finds the number itself
+    # k-means in a 5-D UMAP space; HDBSCAN finds the number itself
+    page.select_option("#clusters-method", "kmeans-umap")
+    page.click("#clusters-submit")
+    expect(summary).to_contain_text(f"4 clusters of {COUNT} chunks · k-means after UMAP")
+    expect(clusters).to_have_count(4)
     page.select_option("#clusters-method", "hdbscan")
     expect(page.locator("#clusters-n")).to_be_disabled()
     page.select_option("#clusters-method", "kmeans")

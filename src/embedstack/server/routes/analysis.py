@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,16 +59,23 @@ class ClusterRequest(Strict):
     filter: dict[str, Any] | None = None
     n_words: int = Field(10, ge=1, le=50, description="c-TF-IDF keywords per cluster.")
     n_examples: int = Field(3, ge=0, le=20, description="Most central members per cluster.")
-    min_cluster_size: int | None = Field(None, ge=2, le=1_000_000, description="hdbscan only.")
+    min_cluster_size: int | None = Field(
+        None, ge=2, le=1_000_000, description="hdbscan only; default 0.5% of the items, ≥ 10."
+    )
     distance_threshold: float | None = Field(
         None, gt=0, le=4, description="agglomerative only: merge clusters closer than this."
+    )
+    reduce_dims: Annotated[int, Field(ge=1, le=100)] | Literal["auto"] | None = Field(
+        "auto",
+        description="Reduce the vectors to this many dimensions with UMAP first; "
+        '"auto": 5 for hdbscan, none for the others; null: never.',
     )
     assignments: bool = Field(False, description="Add every record's cluster: {id: cluster}.")
 
 
 @router.post("/{name}/cluster", summary="Group the records by meaning, each group labelled")
 def cluster(name: str, request: ClusterRequest, state: State) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"reduce_dims": request.reduce_dims}
     if request.min_cluster_size is not None:
         params["min_cluster_size"] = request.min_cluster_size
     if request.distance_threshold is not None:

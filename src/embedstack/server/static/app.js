@@ -1688,13 +1688,15 @@ function clearClusters() {
 
 async function findClusters() {
   if (!requireCollection()) return;
-  const method = $("clusters-method").value;
+  const choice = $("clusters-method").value;
+  const method = choice === "kmeans-umap" ? "kmeans" : choice;
   const n = readNumber($("clusters-n"), { min: 1, max: 1000 });
   if (!n.ok) {
     showError(new Error(n.message), "Clusters");
     return;
   }
   const body = { method, n_examples: 3, n_words: 8 };
+  if (choice === "kmeans-umap") body.reduce_dims = 5;
   if (n.value !== undefined && method !== "hdbscan") body.n_clusters = n.value;
   const seq = ++state.clustersSeq;
   state.clustersBusy = true;
@@ -1708,7 +1710,7 @@ async function findClusters() {
     const report = await api(collectionPath("cluster"), { method: "POST", json: body });
     if (seq !== state.clustersSeq) return;
     clearError();
-    renderClusters(report);
+    renderClusters({ ...report, reduced: choice === "kmeans-umap" });
   } catch (err) {
     if (seq !== state.clustersSeq) return;
     state.clustersFor = "";
@@ -1725,7 +1727,7 @@ async function findClusters() {
 }
 
 function renderClusters(report) {
-  const names = { kmeans: "k-means", agglomerative: "agglomerative", hdbscan: "HDBSCAN" };
+  const names = { kmeans: report.reduced ? "k-means after UMAP" : "k-means", agglomerative: "agglomerative", hdbscan: "HDBSCAN" };
   const outliers = report.outliers ? ` (${report.outliers.toLocaleString("en")} outliers)` : "";
   $("clusters-summary").textContent = `${report.n_clusters} cluster${report.n_clusters === 1 ? "" : "s"} of ${Number(report.n_items).toLocaleString("en")} chunks${outliers} · ${names[report.method] || report.method} · ${took(report.seconds)}`;
   const list = $("cluster-list");
