@@ -20,7 +20,15 @@ from embedstack.server.deps import require_key
 from embedstack.server.errors import install_handlers
 from embedstack.server.limits import MB, BodyLimit
 from embedstack.server.metrics import MetricsMiddleware
-from embedstack.server.routes import chat, collections, embeddings, ingest, ops, search
+from embedstack.server.routes import (
+    analysis,
+    chat,
+    collections,
+    embeddings,
+    ingest,
+    ops,
+    search,
+)
 from embedstack.server.state import ServerState
 
 STATIC = resources.files("embedstack.server") / "static"
@@ -43,7 +51,7 @@ def create_app(config: ServerConfig | None = None, state: ServerState | None = N
     app.state.embedstack = state
     install_handlers(app)
     protected = [Depends(require_key)]
-    for module in (embeddings, chat, collections, search, ingest):
+    for module in (embeddings, chat, collections, search, ingest, analysis):
         app.include_router(module.router, dependencies=protected)
     app.include_router(ops.router)  # /health is open to load balancers
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)

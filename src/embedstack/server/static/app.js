@@ -1,6 +1,7 @@
-// The embedstack web page: collections, search, ask (streamed) and upload, against the HTTP API
-// in docs/http-api.md. Plain ES module, no build step. Server text is only ever put into the page
-// as text (textContent / text nodes), never parsed as HTML.
+// The embedstack web page: collections, search, ask (streamed), upload, and a map, clusters and
+// recommendations of a collection, against the HTTP API in docs/http-api.md. Plain ES module, no
+// build step. Server text is only ever put into the page as text (textContent / text nodes),
+// never parsed as HTML.
 
 const KEY_STORE = "embedstack.apiKey";
 const COLLECTION_STORE = "embedstack.collection";
@@ -21,6 +22,16 @@ const state = {
   uploadController: null,
   session: `web-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`,
   activeCitationButton: null,
+  view: "search",
+  mapFor: "", // the collection the map shows
+  mapSeq: 0,
+  mapBusy: false,
+  clustersFor: "",
+  clustersSeq: 0,
+  clustersBusy: false,
+  relatedSeq: 0,
+  liked: [], // {id, text} examples for recommendations
+  disliked: [],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -288,14 +299,20 @@ function setCollection(name, info) {
   if (changed) {
     clearResults();
     clearAnswer();
+    clearMap();
+    clearClusters();
   }
   renderStats(info);
+  if (info) autoRun();
 }
 
 async function refreshStats() {
   if (!state.collection) return;
   const info = await api(`collections/${encodeURIComponent(state.collection)}`);
-  if (info.name === state.collection || !info.name) renderStats(info);
+  if (info.name === state.collection || !info.name) {
+    renderStats(info);
+    autoRun();
+  }
 }
 
 function renderStats(info) {
@@ -872,7 +889,12 @@ async function runUpload(event) {
   } finally {
     button.disabled = false;
     if (state.uploadController === controller) state.uploadController = null;
-    if (collection === state.collection) refreshStats().catch((err) => showError(err, "Reading the collection failed"));
+    if (collection === state.collection) {
+      // the map and the clusters no longer show everything: computed again when next shown
+      state.mapFor = "";
+      state.clustersFor = "";
+      refreshStats().catch((err) => showError(err, "Reading the collection failed"));
+    }
   }
 }
 
@@ -965,6 +987,857 @@ function shortPath(path) {
 function fileLabel(path) {
   const text = String(path ?? "");
   return text.split(/[\\/]/).pop() || text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views: "Search & Ask", "Map" and "Clusters" (tabs over the main column)
+
+const PALETTE = [
+  "#4b4fd6", "#e8590c", "#2b8a3e", "#d6336c", "#1c7ed6", "#d49b00", "#7048e8", "#0ca678",
+  "#a61e4d", "#5c940d", "#1098ad", "#b4540b", "#9c36b5", "#364fc7", "#087f5b", "#8a6d00",
+];
+const OUTLIER_COLOR = "#9aa0ae";
+const RELATED_K = 10;
+const clusterColor = (cluster) => (cluster < 0 ? OUTLIER_COLOR : PALETTE[cluster % PALETTE.length]);
+const clip = (text, n) => {
+  const flat = String(text ?? "").replace(/\s+/g, " ").trim();
+  return flat.length > n ? `${flat.slice(0, n - 1)}…` : flat;
+};
+const took = (seconds) => (typeof seconds === "number" ? (seconds < 1 ? `${Math.round(seconds * 1000)} ms` : `${seconds.toFixed(1)} s`) : "");
+
+function readNumber(input, { min, max, integer = true }) {
+  const text = input.value.trim();
+  if (!text) return { ok: true, value: undefined };
+  const value = Number(text);
+  const valid = Number.isFinite(value) && value >= min && value <= max && (!integer || Number.isInteger(value));
+  setInvalid(input, !valid);
+  return valid ? { ok: true, value } : { ok: false, message: `${input.closest("label")?.firstChild?.textContent.trim() || "The value"} must be ${integer ? "a whole number" : "a number"} from ${min} to ${max}.` };
+}
+
+function showView(view, { focus = false } = {}) {
+  state.view = view;
+  for (const tab of document.querySelectorAll(".view-tab")) {
+    const selected = tab.dataset.view === view;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    if (selected && focus) tab.focus();
+  }
+  for (const panel of document.querySelectorAll("[role=tabpanel][data-view]")) panel.hidden = panel.dataset.view !== view;
+  if (view === "map") mapView.resize();
+  autoRun();
+}
+
+/** Opening the map or the clusters for a collection not shown there yet computes them. */
+function autoRun() {
+  if (!state.collection || !state.info || state.info.name !== state.collection) return;
+  if (!state.info.count) {
+    if (state.view === "map") setMapEmpty("This collection is empty: upload documents to map them.");
+    if (state.view === "clusters") $("clusters-summary").textContent = "This collection is empty: upload documents to cluster them.";
+    return;
+  }
+  if (state.view === "map" && state.mapFor !== state.collection && !state.mapBusy) drawMap();
+  if (state.view === "clusters" && state.clustersFor !== state.collection && !state.clustersBusy) findClusters();
+}
+
+// ---- the map: a canvas of points, coloured by cluster -----------------------------------------
+
+const mapView = {
+  points: [],
+  clusters: new Map(), // cluster id -> {cluster, label, size, color}
+  byId: new Map(),
+  byCluster: new Map(), // cluster id -> point indexes
+  sx: new Float32Array(0), // screen (CSS px) positions, from the last draw
+  sy: new Float32Array(0),
+  fit: null,
+  zoom: 1,
+  panX: 0,
+  panY: 0,
+  width: 0,
+  height: 0,
+  hover: -1,
+  selected: -1,
+  focusCluster: null,
+  marked: new Set(),
+  drag: null,
+  frame: 0,
+
+  canvas: () => $("map-canvas"),
+
+  set(data) {
+    this.points = Array.isArray(data.points) ? data.points : [];
+    this.clusters = new Map();
+    for (const c of data.clusters || []) {
+      this.clusters.set(c.cluster, { ...c, color: clusterColor(c.cluster) });
+    }
+    this.byId = new Map(this.points.map((p, i) => [p.id, i]));
+    this.byCluster = new Map();
+    this.points.forEach((p, i) => {
+      if (!this.byCluster.has(p.cluster)) this.byCluster.set(p.cluster, []);
+      this.byCluster.get(p.cluster).push(i);
+      if (!this.clusters.has(p.cluster)) {
+        this.clusters.set(p.cluster, { cluster: p.cluster, label: p.cluster < 0 ? "outliers" : `cluster ${p.cluster}`, size: 0, color: clusterColor(p.cluster) });
+      }
+    });
+    this.hover = -1;
+    this.selected = -1;
+    this.focusCluster = null;
+    this.marked = new Set();
+    this.resetView(false);
+    this.canvas().dataset.points = String(this.points.length);
+    this.resize();
+  },
+
+  clear() {
+    this.set({ points: [], clusters: [] });
+  },
+
+  resetView(redraw = true) {
+    this.zoom = 1;
+    this.panX = 0;
+    this.panY = 0;
+    $("map-reset").hidden = true;
+    if (redraw) this.draw();
+  },
+
+  radius() {
+    const n = this.points.length;
+    const base = n <= 300 ? 5 : n <= 3000 ? 3.5 : 2.2;
+    return base * Math.min(2, Math.sqrt(this.zoom));
+  },
+
+  resize() {
+    const stage = $("map-stage");
+    const canvas = this.canvas();
+    const width = stage.clientWidth;
+    const height = stage.clientHeight;
+    if (!width || !height) return; // hidden
+    const ratio = window.devicePixelRatio || 1;
+    this.width = width;
+    this.height = height;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    this.ratio = ratio;
+    this.fitData();
+    this.draw();
+  },
+
+  /** Data coordinates to CSS pixels at zoom 1: the same scale on both axes, centred. */
+  fitData() {
+    if (!this.points.length) {
+      this.fit = null;
+      return;
+    }
+    let minX = Infinity;
+    let maxX = -Infinity;
+    let minY = Infinity;
+    let maxY = -Infinity;
+    for (const p of this.points) {
+      minX = Math.min(minX, p.x);
+      maxX = Math.max(maxX, p.x);
+      minY = Math.min(minY, p.y);
+      maxY = Math.max(maxY, p.y);
+    }
+    const pad = 22;
+    const spanX = maxX - minX || 1;
+    const spanY = maxY - minY || 1;
+    const scale = Math.min((this.width - 2 * pad) / spanX, (this.height - 2 * pad) / spanY);
+    this.fit = {
+      scale,
+      offsetX: (this.width - spanX * scale) / 2 - minX * scale,
+      offsetY: (this.height + spanY * scale) / 2 + minY * scale, // y grows upwards
+    };
+  },
+
+  /** Every point's place on the screen under the current zoom and pan. */
+  project() {
+    const n = this.points.length;
+    if (this.sx.length !== n) {
+      this.sx = new Float32Array(n);
+      this.sy = new Float32Array(n);
+    }
+    if (!this.fit) return;
+    const { scale, offsetX, offsetY } = this.fit;
+    const k = this.zoom;
+    this.points.forEach((p, i) => {
+      this.sx[i] = (p.x * scale + offsetX) * k + this.panX;
+      this.sy[i] = (offsetY - p.y * scale) * k + this.panY;
+    });
+  },
+
+  draw() {
+    const canvas = this.canvas();
+    const ctx = canvas.getContext("2d");
+    if (!ctx || !this.width) return;
+    ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
+    ctx.clearRect(0, 0, this.width, this.height);
+    this.project();
+    if (!this.points.length || !this.fit) return;
+    const r = this.radius();
+    const styles = getComputedStyle(document.documentElement);
+    const ink = styles.getPropertyValue("--text").trim() || "#1c2030";
+    const accent = styles.getPropertyValue("--accent").trim() || "#4b4fd6";
+    const card = styles.getPropertyValue("--card").trim() || "#ffffff";
+    // one path per cluster: 20,000 points draw in a few milliseconds
+    for (const [cluster, members] of this.byCluster) {
+      const dim = this.focusCluster !== null && cluster !== this.focusCluster;
+      ctx.globalAlpha = dim ? 0.12 : 0.85;
+      ctx.fillStyle = clusterColor(cluster);
+      ctx.beginPath();
+      for (const i of members) {
+        ctx.moveTo(this.sx[i] + r, this.sy[i]);
+        ctx.arc(this.sx[i], this.sy[i], r, 0, Math.PI * 2);
+      }
+      ctx.fill();
+    }
+    ctx.globalAlpha = 1;
+    const ring = (i, extra, color, width) => {
+      ctx.beginPath();
+      ctx.arc(this.sx[i], this.sy[i], r + extra, 0, Math.PI * 2);
+      ctx.lineWidth = width + 2;
+      ctx.strokeStyle = card;
+      ctx.stroke();
+      ctx.lineWidth = width;
+      ctx.strokeStyle = color;
+      ctx.stroke();
+    };
+    for (const i of this.marked) ring(i, 2.5, ink, 1.5);
+    if (this.selected >= 0) ring(this.selected, 4.5, accent, 2.5);
+    if (this.hover >= 0 && this.hover !== this.selected) ring(this.hover, 2.5, ink, 2);
+  },
+
+  redraw() {
+    this.project(); // hit tests see the new places at once; the pixels follow next frame
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.draw();
+    });
+  },
+
+  /** The point under (x, y) in CSS pixels of the canvas, or -1. */
+  pointAt(x, y) {
+    const reach = (this.radius() + 4) ** 2;
+    let best = -1;
+    let bestDistance = reach;
+    for (let i = 0; i < this.points.length; i++) {
+      if (this.focusCluster !== null && this.points[i].cluster !== this.focusCluster) continue;
+      const d = (this.sx[i] - x) ** 2 + (this.sy[i] - y) ** 2;
+      if (d <= bestDistance) {
+        bestDistance = d;
+        best = i;
+      }
+    }
+    return best;
+  },
+
+  label(cluster) {
+    const found = this.clusters.get(cluster);
+    if (cluster < 0) return "outlier";
+    return found ? `${cluster}: ${found.label}` : `cluster ${cluster}`;
+  },
+
+  showTooltip(i, x, y) {
+    const tip = $("map-tooltip");
+    if (i < 0) {
+      tip.hidden = true;
+      return;
+    }
+    const p = this.points[i];
+    const meta = el("span", "tip-meta", [this.label(p.cluster), p.metadata && (p.metadata.file_name || p.metadata.source)].filter(Boolean).join(" · "));
+    tip.replaceChildren(clip(p.text, 240), meta);
+    tip.style.setProperty("--swatch", clusterColor(p.cluster));
+    tip.hidden = false;
+    const gap = 14;
+    const { offsetWidth: w, offsetHeight: h } = tip;
+    const left = x + gap + w > this.width ? Math.max(4, x - gap - w) : x + gap;
+    const top = y + gap + h > this.height ? Math.max(4, y - gap - h) : y + gap;
+    tip.style.left = `${left}px`;
+    tip.style.top = `${top}px`;
+  },
+};
+
+function setMapEmpty(message) {
+  const empty = $("map-empty");
+  empty.textContent = message;
+  empty.hidden = !message;
+}
+
+function clearMap() {
+  state.mapSeq++;
+  state.mapFor = "";
+  state.mapBusy = false;
+  mapView.clear();
+  $("map-canvas").dataset.state = "empty";
+  $("map-canvas").setAttribute("aria-label", "Map of the collection (not drawn yet)");
+  $("map-count").textContent = "";
+  $("map-count").dataset.state = "";
+  $("map-stage").removeAttribute("aria-busy");
+  $("map-submit").disabled = false;
+  $("map-legend").replaceChildren();
+  $("map-tooltip").hidden = true;
+  setMapEmpty("Each chunk becomes a point; chunks about the same thing land close together.");
+  hideDetail();
+  clearRelated();
+}
+
+async function drawMap() {
+  if (!requireCollection()) return;
+  const clusters = readNumber($("map-clusters"), { min: 1, max: 50 });
+  const limit = readNumber($("map-limit"), { min: 1, max: 20000 });
+  const problem = [clusters, limit].find((r) => !r.ok);
+  if (problem) {
+    showError(new Error(problem.message), "Map");
+    return;
+  }
+  const body = { method: $("map-method").value };
+  if (clusters.value !== undefined) body.n_clusters = clusters.value;
+  if (limit.value !== undefined) body.limit = limit.value;
+  const collection = state.collection;
+  const seq = ++state.mapSeq;
+  state.mapBusy = true;
+  state.mapFor = collection;
+  const count = $("map-count");
+  const canvas = $("map-canvas");
+  const wanted = Math.min(state.info && state.info.count ? state.info.count : limit.value || 5000, limit.value || 20000);
+  count.textContent = `Projecting ${wanted.toLocaleString("en")} chunks with ${$("map-method").selectedOptions[0].textContent}…`;
+  count.dataset.state = "busy";
+  canvas.dataset.state = "busy";
+  $("map-stage").setAttribute("aria-busy", "true");
+  $("map-submit").disabled = true;
+  try {
+    const data = await api(collectionPath("map"), { method: "POST", json: body });
+    if (seq !== state.mapSeq) return;
+    clearError();
+    hideDetail();
+    clearRelated();
+    mapView.set(data);
+    renderLegend();
+    const points = mapView.points.length;
+    const named = [...mapView.clusters.keys()].filter((c) => c >= 0).length;
+    const method = { umap: "UMAP", pca: "PCA", tsne: "t-SNE" }[data.method] || data.method;
+    const sample = state.info && state.info.count > points ? ` (a sample of ${state.info.count.toLocaleString("en")})` : "";
+    count.textContent = `${points.toLocaleString("en")} points${sample} · ${named} cluster${named === 1 ? "" : "s"} · ${method} · ${took(data.seconds)}`;
+    canvas.dataset.state = "drawn";
+    canvas.setAttribute("aria-label", `Map of ${points} chunks in ${named} clusters; the Clusters tab lists them as text.`);
+    setMapEmpty(points ? "" : "Nothing to draw.");
+  } catch (err) {
+    if (seq !== state.mapSeq) return;
+    state.mapFor = "";
+    count.textContent = "";
+    canvas.dataset.state = "failed";
+    showError(err, "Drawing the map failed");
+  } finally {
+    if (seq === state.mapSeq) {
+      state.mapBusy = false;
+      count.dataset.state = "";
+      $("map-stage").removeAttribute("aria-busy");
+      $("map-submit").disabled = false;
+    }
+  }
+}
+
+function renderLegend() {
+  const list = $("map-legend");
+  list.replaceChildren();
+  const clusters = [...mapView.clusters.values()].sort((a, b) => (a.cluster < 0) - (b.cluster < 0) || a.cluster - b.cluster);
+  for (const c of clusters) {
+    const item = el("li");
+    const button = el("button", "legend-item");
+    button.type = "button";
+    button.dataset.testid = "legend-item";
+    button.dataset.cluster = String(c.cluster);
+    button.setAttribute("aria-pressed", "false");
+    button.title = "Show only this cluster (click again to show all)";
+    const swatch = el("span", "swatch");
+    swatch.style.setProperty("--swatch", c.color);
+    const size = (mapView.byCluster.get(c.cluster) || []).length;
+    button.append(swatch, el("span", "legend-label", c.cluster < 0 ? "outliers" : `${c.cluster}: ${c.label}`), el("span", "legend-size", size));
+    button.addEventListener("click", () => {
+      mapView.focusCluster = mapView.focusCluster === c.cluster ? null : c.cluster;
+      for (const other of list.querySelectorAll(".legend-item")) {
+        other.setAttribute("aria-pressed", String(Number(other.dataset.cluster) === mapView.focusCluster));
+      }
+      mapView.draw();
+    });
+    item.append(button);
+    list.append(item);
+  }
+}
+
+let detailSeq = 0;
+
+function selectPoint(i) {
+  mapView.selected = i;
+  mapView.draw();
+  if (i < 0) {
+    hideDetail();
+    return;
+  }
+  const p = mapView.points[i];
+  const metadata = p.metadata || {};
+  const detail = $("map-detail");
+  detail.hidden = false;
+  detail.dataset.id = p.id;
+  detail.style.setProperty("--swatch", clusterColor(p.cluster));
+  const meta = [mapView.label(p.cluster)];
+  if (metadata.file_name || metadata.source) meta.push(sourceName(metadata, p.id));
+  if (metadata.page !== undefined && metadata.page !== null) meta.push(`p. ${metadata.page}`);
+  $("map-detail-meta").textContent = meta.join(" · ");
+  $("map-detail-meta").title = `id: ${p.id}`;
+  $("map-detail-text").textContent = flowText(p.text);
+  // the point carries the first 300 characters; the record has them all
+  const seq = ++detailSeq;
+  if (String(p.text).length >= 300) {
+    api(collectionPath(`records/${encodeURIComponent(p.id)}`))
+      .then((record) => {
+        if (seq === detailSeq && record && typeof record.text === "string") $("map-detail-text").textContent = flowText(record.text);
+      })
+      .catch((err) => console.warn("record", err));
+  }
+}
+
+function hideDetail() {
+  detailSeq++;
+  mapView.selected = -1;
+  $("map-detail").hidden = true;
+}
+
+// ---- similar and recommended chunks, from the selected point ---------------------------------
+
+function clearRelated() {
+  state.relatedSeq++;
+  state.liked = [];
+  state.disliked = [];
+  mapView.marked = new Set();
+  $("related").hidden = true;
+  $("related-list").replaceChildren();
+  $("related-summary").textContent = "";
+  renderTaste();
+}
+
+function pointLabel(id, text) {
+  return { id, text: clip(text, 60) };
+}
+
+async function findSimilar() {
+  const i = mapView.selected;
+  if (i < 0) return;
+  const p = mapView.points[i];
+  state.liked = [];
+  state.disliked = [];
+  renderTaste();
+  await loadRelated("search", { like: p.id, k: RELATED_K }, `Similar to “${clip(p.text, 48)}”`);
+}
+
+function addTaste(list, id, text) {
+  state.liked = state.liked.filter((x) => x.id !== id);
+  state.disliked = state.disliked.filter((x) => x.id !== id);
+  (list === "liked" ? state.liked : state.disliked).push(pointLabel(id, text));
+  runRecommend();
+}
+
+function runRecommend() {
+  renderTaste();
+  if (!state.liked.length && !state.disliked.length) {
+    clearRelated();
+    return;
+  }
+  let strategy = $("rec-strategy").value;
+  // average_vector needs something liked; the other two work from dislikes alone
+  if (!state.liked.length && strategy === "average_vector") {
+    strategy = "best_score";
+    $("rec-strategy").value = strategy;
+  }
+  const body = { positive: state.liked.map((x) => x.id), negative: state.disliked.map((x) => x.id), strategy, k: RELATED_K };
+  const parts = [];
+  if (state.liked.length) parts.push(`${state.liked.length} liked`);
+  if (state.disliked.length) parts.push(`${state.disliked.length} disliked`);
+  return loadRelated("recommend", body, `Recommended (${parts.join(", ")})`);
+}
+
+function renderTaste() {
+  const chips = $("taste-chips");
+  chips.replaceChildren();
+  const entries = [...state.liked.map((x) => ["liked", x]), ...state.disliked.map((x) => ["disliked", x])];
+  for (const [kind, x] of entries) {
+    const item = el("li");
+    const chip = el("button", `chip ${kind}`);
+    chip.type = "button";
+    chip.dataset.testid = "taste-chip";
+    chip.dataset.kind = kind;
+    chip.title = `${kind === "liked" ? "Liked" : "Disliked"}: ${x.text} (click to remove)`;
+    chip.setAttribute("aria-label", `Remove ${kind} “${x.text}”`);
+    chip.append(el("span", "chip-number", kind === "liked" ? "+" : "−"), el("span", "chip-label", x.text));
+    chip.addEventListener("click", () => {
+      state.liked = state.liked.filter((y) => y.id !== x.id);
+      state.disliked = state.disliked.filter((y) => y.id !== x.id);
+      runRecommend();
+    });
+    item.append(chip);
+    chips.append(item);
+  }
+  $("taste").hidden = !entries.length;
+}
+
+async function loadRelated(route, body, heading) {
+  const seq = ++state.relatedSeq;
+  const box = $("related");
+  box.hidden = false;
+  $("related-heading").textContent = heading;
+  $("related-summary").textContent = route === "search" ? "Searching…" : "Recommending…";
+  $("related-summary").dataset.state = "busy";
+  $("related-list").setAttribute("aria-busy", "true");
+  try {
+    const answer = await api(collectionPath(route), { method: "POST", json: body });
+    if (seq !== state.relatedSeq) return;
+    clearError();
+    renderRelated(answer.hits || [], answer.seconds);
+  } catch (err) {
+    if (seq !== state.relatedSeq) return;
+    $("related-summary").textContent = "";
+    showError(err, route === "search" ? "Finding similar chunks failed" : "Recommending failed");
+  } finally {
+    if (seq === state.relatedSeq) {
+      $("related-summary").dataset.state = "";
+      $("related-list").removeAttribute("aria-busy");
+    }
+  }
+}
+
+function renderRelated(hits, seconds) {
+  const list = $("related-list");
+  list.replaceChildren();
+  mapView.marked = new Set();
+  $("related-summary").textContent = hits.length ? `${hits.length} chunk${hits.length === 1 ? "" : "s"} in ${took(seconds)}; ringed on the map` : "Nothing found.";
+  hits.forEach((hit, rank) => {
+    const index = mapView.byId.has(hit.id) ? mapView.byId.get(hit.id) : -1;
+    if (index >= 0) mapView.marked.add(index);
+    const item = el("li", `related-item${index >= 0 ? " on-map" : ""}`);
+    item.dataset.testid = "related-item";
+    item.dataset.id = hit.id;
+    if (index >= 0) item.style.setProperty("--swatch", clusterColor(mapView.points[index].cluster));
+    const head = el("div", "related-head");
+    head.append(el("span", "hit-rank", rank + 1), el("span", "", sourceName(hit.metadata || {}, hit.id)));
+    head.append(el("span", "hit-score", typeof hit.score === "number" ? hit.score.toFixed(3) : ""));
+    const text = el("button", "related-text", flowText(hit.text));
+    text.type = "button";
+    text.dataset.testid = "related-text";
+    if (index >= 0) {
+      text.title = "Show it on the map";
+      text.addEventListener("click", () => selectPoint(index));
+    } else {
+      text.disabled = true;
+      text.title = "Not on the map (it was left out of the sample)";
+    }
+    const actions = el("div", "related-actions");
+    const like = el("button", "ghost small", "More like this");
+    like.type = "button";
+    like.dataset.testid = "related-like";
+    like.setAttribute("aria-label", `Recommend more like result ${rank + 1}`);
+    like.addEventListener("click", () => addTaste("liked", hit.id, hit.text));
+    const dislike = el("button", "ghost small", "Less like this");
+    dislike.type = "button";
+    dislike.dataset.testid = "related-dislike";
+    dislike.setAttribute("aria-label", `Recommend less like result ${rank + 1}`);
+    dislike.addEventListener("click", () => addTaste("disliked", hit.id, hit.text));
+    actions.append(like, dislike);
+    item.append(head, text, actions);
+    list.append(item);
+  });
+  mapView.draw();
+}
+
+function wireMap() {
+  const canvas = $("map-canvas");
+  const local = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [event.clientX - box.left, event.clientY - box.top];
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    const [x, y] = local(event);
+    mapView.drag = { x, y, panX: mapView.panX, panY: mapView.panY, moved: false };
+    canvas.setPointerCapture(event.pointerId);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    const [x, y] = local(event);
+    const drag = mapView.drag;
+    if (drag) {
+      if (!drag.moved && Math.hypot(x - drag.x, y - drag.y) > 4) {
+        drag.moved = true;
+        canvas.classList.add("grabbing");
+        $("map-tooltip").hidden = true;
+      }
+      if (drag.moved) {
+        mapView.panX = drag.panX + x - drag.x;
+        mapView.panY = drag.panY + y - drag.y;
+        $("map-reset").hidden = false;
+        mapView.redraw();
+        return;
+      }
+    }
+    const i = mapView.pointAt(x, y);
+    if (i !== mapView.hover) {
+      mapView.hover = i;
+      mapView.redraw();
+    }
+    canvas.style.cursor = i >= 0 ? "pointer" : "";
+    mapView.showTooltip(i, x, y);
+  });
+  canvas.addEventListener("pointerup", (event) => {
+    const drag = mapView.drag;
+    mapView.drag = null;
+    canvas.classList.remove("grabbing");
+    if (!drag || drag.moved) return;
+    const [x, y] = local(event);
+    const i = mapView.pointAt(x, y);
+    if (i >= 0) selectPoint(i);
+  });
+  canvas.addEventListener("pointercancel", () => {
+    mapView.drag = null;
+    canvas.classList.remove("grabbing");
+  });
+  canvas.addEventListener("pointerleave", () => {
+    if (mapView.drag) return;
+    mapView.hover = -1;
+    $("map-tooltip").hidden = true;
+    mapView.redraw();
+  });
+  canvas.addEventListener(
+    "wheel",
+    (event) => {
+      if (!mapView.points.length) return;
+      event.preventDefault();
+      const [x, y] = local(event);
+      const factor = Math.exp(-Math.max(-100, Math.min(100, event.deltaY)) * 0.0025);
+      const zoom = Math.min(64, Math.max(1, mapView.zoom * factor));
+      const applied = zoom / mapView.zoom;
+      mapView.panX = x - (x - mapView.panX) * applied;
+      mapView.panY = y - (y - mapView.panY) * applied;
+      mapView.zoom = zoom;
+      if (zoom === 1) {
+        mapView.panX = 0;
+        mapView.panY = 0;
+      }
+      $("map-reset").hidden = zoom === 1;
+      $("map-tooltip").hidden = true;
+      mapView.redraw();
+    },
+    { passive: false },
+  );
+  canvas.addEventListener("keydown", (event) => {
+    const n = mapView.points.length;
+    if (!n) return;
+    if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      event.preventDefault();
+      const step = event.key === "ArrowRight" ? 1 : -1;
+      const from = mapView.selected < 0 ? (step > 0 ? -1 : 0) : mapView.selected;
+      selectPoint((from + step + n) % n);
+      const i = mapView.selected;
+      mapView.showTooltip(i, mapView.sx[i], mapView.sy[i]);
+    } else if (event.key === "Escape") {
+      selectPoint(-1);
+      $("map-tooltip").hidden = true;
+    }
+  });
+  canvas.addEventListener("blur", () => {
+    if (mapView.hover < 0) $("map-tooltip").hidden = true;
+  });
+  new ResizeObserver(() => mapView.resize()).observe($("map-stage"));
+  $("map-reset").addEventListener("click", () => mapView.resetView());
+  $("map-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    drawMap();
+  });
+  $("map-detail-close").addEventListener("click", () => selectPoint(-1));
+  $("map-similar").addEventListener("click", findSimilar);
+  $("map-recommend").addEventListener("click", () => {
+    const i = mapView.selected;
+    if (i >= 0) addTaste("liked", mapView.points[i].id, mapView.points[i].text);
+  });
+  $("rec-strategy").addEventListener("change", runRecommend);
+  $("related-clear").addEventListener("click", () => {
+    clearRelated();
+    mapView.draw();
+  });
+  // where a point is drawn, in the page's CSS pixels (for tests and tools driving the page)
+  window.embedstackMap = {
+    position(id) {
+      const i = mapView.byId.get(id);
+      if (i === undefined) return null;
+      const box = canvas.getBoundingClientRect();
+      return { x: box.left + mapView.sx[i], y: box.top + mapView.sy[i] };
+    },
+    ids: () => mapView.points.map((p) => p.id),
+  };
+}
+
+// ---- clusters and near-duplicates, as text ----------------------------------------------------
+
+function clearClusters() {
+  state.clustersSeq++;
+  state.clustersFor = "";
+  state.clustersBusy = false;
+  $("clusters-submit").disabled = false;
+  $("clusters-summary").textContent = "";
+  $("clusters-summary").dataset.state = "";
+  $("cluster-list").replaceChildren();
+  $("duplicates-summary").textContent = "";
+  $("duplicate-list").replaceChildren();
+}
+
+async function findClusters() {
+  if (!requireCollection()) return;
+  const choice = $("clusters-method").value;
+  const method = choice === "kmeans-umap" ? "kmeans" : choice;
+  const n = readNumber($("clusters-n"), { min: 1, max: 1000 });
+  if (!n.ok) {
+    showError(new Error(n.message), "Clusters");
+    return;
+  }
+  const body = { method, n_examples: 3, n_words: 8 };
+  if (choice === "kmeans-umap") body.reduce_dims = 5;
+  if (n.value !== undefined && method !== "hdbscan") body.n_clusters = n.value;
+  const seq = ++state.clustersSeq;
+  state.clustersBusy = true;
+  state.clustersFor = state.collection;
+  const summary = $("clusters-summary");
+  summary.textContent = "Clustering…";
+  summary.dataset.state = "busy";
+  $("cluster-list").setAttribute("aria-busy", "true");
+  $("clusters-submit").disabled = true;
+  try {
+    const report = await api(collectionPath("cluster"), { method: "POST", json: body });
+    if (seq !== state.clustersSeq) return;
+    clearError();
+    renderClusters({ ...report, reduced: choice === "kmeans-umap" });
+  } catch (err) {
+    if (seq !== state.clustersSeq) return;
+    state.clustersFor = "";
+    summary.textContent = "";
+    showError(err, "Clustering failed");
+  } finally {
+    if (seq === state.clustersSeq) {
+      state.clustersBusy = false;
+      summary.dataset.state = "";
+      $("cluster-list").removeAttribute("aria-busy");
+      $("clusters-submit").disabled = false;
+    }
+  }
+}
+
+function renderClusters(report) {
+  const names = { kmeans: report.reduced ? "k-means after UMAP" : "k-means", agglomerative: "agglomerative", hdbscan: "HDBSCAN" };
+  const outliers = report.outliers ? ` (${report.outliers.toLocaleString("en")} outliers)` : "";
+  $("clusters-summary").textContent = `${report.n_clusters} cluster${report.n_clusters === 1 ? "" : "s"} of ${Number(report.n_items).toLocaleString("en")} chunks${outliers} · ${names[report.method] || report.method} · ${took(report.seconds)}`;
+  const list = $("cluster-list");
+  list.replaceChildren();
+  for (const c of report.clusters || []) {
+    const item = el("li", "cluster");
+    item.dataset.testid = "cluster";
+    item.dataset.cluster = String(c.cluster);
+    item.style.setProperty("--swatch", clusterColor(c.cluster));
+    const head = el("div", "cluster-head");
+    const title = el("h3", "cluster-title", `${c.cluster}: ${c.label}`);
+    title.dataset.testid = "cluster-label";
+    const size = el("span", "cluster-size", `${Number(c.size).toLocaleString("en")} chunk${c.size === 1 ? "" : "s"}`);
+    size.dataset.testid = "cluster-size";
+    head.append(title, size);
+    const keywords = el("ul", "keywords");
+    keywords.dataset.testid = "cluster-keywords";
+    keywords.setAttribute("aria-label", "Keywords");
+    for (const [word] of c.keywords || []) keywords.append(el("li", "", word));
+    const examples = el("ol", "cluster-examples");
+    examples.dataset.testid = "cluster-examples";
+    examples.setAttribute("aria-label", "Most typical chunks");
+    for (const example of c.examples || []) {
+      const line = el("li");
+      line.dataset.id = example.id;
+      const text = flowText(example.text);
+      const like = el("button", "ghost small", "More like this");
+      like.type = "button";
+      like.addEventListener("click", () => {
+        showView("search");
+        runSearch({ like: example.id, likeText: text });
+        $("search-heading").scrollIntoView({ block: "start", behavior: "smooth" });
+      });
+      line.append(el("span", "example-text", text), " ", like);
+      examples.append(line);
+    }
+    item.append(head, keywords, examples);
+    list.append(item);
+  }
+}
+
+async function findDuplicates() {
+  if (!requireCollection()) return;
+  const threshold = readNumber($("duplicates-threshold"), { min: 0.5, max: 1, integer: false });
+  if (!threshold.ok) {
+    showError(new Error(threshold.message), "Near-duplicates");
+    return;
+  }
+  const body = threshold.value === undefined ? {} : { threshold: threshold.value };
+  const summary = $("duplicates-summary");
+  summary.textContent = "Comparing every chunk with every other…";
+  summary.dataset.state = "busy";
+  $("duplicates-submit").disabled = true;
+  const collection = state.collection;
+  try {
+    const { groups, seconds } = await api(collectionPath("duplicates"), { method: "POST", json: body });
+    if (collection !== state.collection) return;
+    clearError();
+    const list = $("duplicate-list");
+    list.replaceChildren();
+    summary.textContent = groups.length
+      ? `${groups.length} group${groups.length === 1 ? "" : "s"} of near-duplicates · ${took(seconds)}`
+      : `No near-duplicates at this similarity · ${took(seconds)}`;
+    for (const group of groups) {
+      const item = el("li");
+      item.dataset.testid = "duplicate-group";
+      item.append(el("strong", "", `${group.length} chunks`));
+      const members = el("ul");
+      for (const member of group) {
+        const line = el("li");
+        line.dataset.id = member.id;
+        line.append(el("span", "", clip(member.text, 200)), " ", el("span", "duplicate-id", member.id));
+        members.append(line);
+      }
+      item.append(members);
+      list.append(item);
+    }
+  } catch (err) {
+    summary.textContent = "";
+    showError(err, "Finding near-duplicates failed");
+  } finally {
+    summary.dataset.state = "";
+    $("duplicates-submit").disabled = false;
+  }
+}
+
+function wireViews() {
+  const tabs = [...document.querySelectorAll(".view-tab")];
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => showView(tab.dataset.view));
+    tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      const next = tabs[(tabs.indexOf(tab) + step + tabs.length) % tabs.length];
+      showView(next.dataset.view, { focus: true });
+    });
+  }
+  wireMap();
+  $("clusters-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    findClusters();
+  });
+  $("clusters-method").addEventListener("change", (event) => {
+    $("clusters-n").disabled = event.target.value === "hdbscan";
+  });
+  $("duplicates-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    findDuplicates();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1068,5 +1941,6 @@ async function boot() {
 }
 
 wire();
+wireViews();
 addFilterRow();
 boot();
