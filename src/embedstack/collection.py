@@ -596,6 +596,8 @@ class Collection:
             if isinstance(example, Mapping):
                 if set(example) == {"text"} and isinstance(example["text"], str):
                     check_text(example["text"], f"example {position}")
+                    if not example["text"].strip():
+                        raise InvalidInputError(f"example {position} is an empty text")
                     texts[position] = example["text"]
                     continue
                 if set(example) != {"id"}:
@@ -715,10 +717,10 @@ class Collection:
             raise InvalidInputError(f"expected {rows} embeddings, got {array.shape[0]}")
         if not np.isfinite(array).all():
             raise InvalidInputError("vectors contain NaN or infinite values")
-        norms = np.linalg.norm(array, axis=1, keepdims=True)
+        norms = np.linalg.norm(array.astype(np.float64), axis=1, keepdims=True)  # no overflow
         if (norms == 0).any():
             raise InvalidInputError("vectors must not be all zeros")
-        return array / norms
+        return (array / norms).astype(np.float32)
 
 
 def _as_ids(ids: Any) -> list[str]:

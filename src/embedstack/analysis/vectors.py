@@ -23,7 +23,7 @@ def as_unit_rows(vectors: Any, *, what: str = "vectors", min_rows: int = 1) -> n
         raise InvalidInputError(f"{what} have no dimensions")
     if not np.isfinite(array).all():
         raise InvalidInputError(f"{what} contain NaN or infinite values")
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    norms = np.linalg.norm(array.astype(np.float64), axis=1, keepdims=True)  # no overflow
     if (norms == 0).any():
         raise InvalidInputError(f"{what} must not contain all-zero rows")
-    return np.ascontiguousarray(array / norms)
+    return np.ascontiguousarray(array / norms, dtype=np.float32)

@@ -85,7 +85,9 @@ class CollectionRegistry:
         folder = self.folder(name)
         with self._lock:
             if self._busy[name]:
-                raise CollectionError(f"{name!r} is being ingested into; delete it afterwards")
+                raise CollectionError(
+                    f"{name!r} is in use (an ingest or an analysis is running); delete it afterwards"
+                )
             if not (folder / CONFIG_FILE).is_file():
                 raise CollectionNotFoundError(f"no collection named {name!r}")
             collection = self._open.pop(name, None)
