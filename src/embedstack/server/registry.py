@@ -86,7 +86,7 @@ class CollectionRegistry:
         with self._lock:
             if self._busy[name]:
                 raise CollectionError(
-                    f"{name!r} is in use (an ingest or an analysis is running); delete it afterwards"
+                    f"{name!r} is in use (an ingest or analysis is running); delete it afterwards"
                 )
             if not (folder / CONFIG_FILE).is_file():
                 raise CollectionNotFoundError(f"no collection named {name!r}")
