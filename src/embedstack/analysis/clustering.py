@@ -11,7 +11,7 @@ Three methods, each where it is strongest:
 
 `reduce_dims=N` first reduces the vectors to N dimensions with UMAP (cosine), as BERTopic
 does: density estimates in 384 dimensions are poor, and k-means finds topics better in the
-reduced space (20 Newsgroups: V-measure 0.597 → 0.645, docs/benchmarks.md) at the price of
+reduced space (20 Newsgroups: V-measure 0.597 → 0.642, docs/benchmarks.md) at the price of
 the UMAP fit (~20 s for 20,000 vectors). The default, "auto", reduces to 5 for HDBSCAN only.
 Without umap-learn, nothing is reduced (a warning says so).
 """
