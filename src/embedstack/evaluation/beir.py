@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from embedstack.errors import DatasetError
+from embedstack.evaluation.files import jsonl_rows
 
 
 @dataclass
@@ -21,17 +21,10 @@ class BeirDataset:
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise DatasetError(f"missing {path}")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or "_id" not in record:
-                raise DatasetError(f"{path}:{number}: expected an object with an '_id' field")
-            yield number, record
+    for number, record in jsonl_rows(path):
+        if "_id" not in record:
+            raise DatasetError(f"{path}:{number}: expected an object with an '_id' field")
+        yield number, record
 
 
 def _text_field(path: Path, number: int, record: dict, field: str) -> str:

@@ -22,17 +22,17 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from embedstack.errors import DatasetError, InvalidInputError
+from embedstack.evaluation.files import jsonl_rows, open_text
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 
 SEED = 42
@@ -72,7 +72,7 @@ def read_labelled(
         wanted = [c for c in (text_column, label_column) if c is not None]
         rows: Iterator[tuple[int, dict]] = _csv_rows(path, wanted)
     elif name.endswith((".jsonl", ".ndjson")):
-        rows = _jsonl_rows(path)
+        rows = jsonl_rows(path)
     else:
         raise DatasetError(f"{path}: expected a .csv or .jsonl file")
     data = LabelledTexts([], [])
@@ -101,15 +101,9 @@ def read_labelled(
     return data
 
 
-def _open_text(path: Path) -> IO[str]:
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
-
-
 def _csv_rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict]]:
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames
             if not header:
@@ -122,23 +116,6 @@ def _csv_rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict]]:
             for row in reader:
                 yield reader.line_num, {k: v for k, v in row.items() if k is not None}
     except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"{path}: unreadable ({exc})") from exc
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    try:
-        with _open_text(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise DatasetError(f"{path}:{number}: expected a JSON object")
-                yield number, record
-    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: unreadable ({exc})") from exc
 
 
