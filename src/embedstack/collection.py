@@ -494,7 +494,14 @@ class Collection:
             if len(ids) > limit:
                 ids = [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
         chunks = self._store.get(ids)
-        return chunks, self._store.vectors([chunk.id for chunk in chunks])
+        vectors = self._store.vectors([chunk.id for chunk in chunks])
+        present = np.any(vectors != 0, axis=1)  # a row deleted between the two reads is zeros
+        if not present.all():
+            chunks = [chunk for chunk, kept in zip(chunks, present, strict=True) if kept]
+            vectors = vectors[present]
+        if not chunks:
+            raise InvalidInputError(f"{self.folder.name} has no records left to {what}")
+        return chunks, vectors
 
     def cluster(
         self,
