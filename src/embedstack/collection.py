@@ -618,11 +618,11 @@ class Collection:
             else:
                 rows[position] = self._check_vectors([example])[0]
         if ids:
-            stored = {chunk.id for chunk in self._store.get(list(ids.values()))}
-            for id_ in ids.values():
-                if id_ not in stored:
+            found = self._store.vectors(list(ids.values()))  # zeros: no such record
+            for id_, vector in zip(ids.values(), found, strict=True):
+                if not vector.any():
                     raise RecordNotFoundError(f"no record with id {id_!r} in {self.folder.name}")
-            rows[list(ids)] = self._store.vectors(list(ids.values()))
+            rows[list(ids)] = found
         if texts:
             rows[list(texts)] = self.model.encode_query(list(texts.values()))
         return rows, list(ids.values())
