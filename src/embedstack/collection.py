@@ -426,6 +426,7 @@ class Collection:
         k: int = 5,
         llm: str | ChatModel | None = None,
         *,
+        mode: str = "auto",
         stream: bool = False,
         history: Sequence[Message] = (),
         session: str | None = None,
@@ -433,16 +434,19 @@ class Collection:
         answer_tokens: int = 256,
         base_url: str | None = None,
     ) -> Answer | AnswerStream:
-        """Answer a question from this collection, citing the chunks it used as [n].
+        """Answer a question from this collection, citing the sources it used as [n].
 
-        Retrieves k chunks (hybrid), packs as many as fit the LLM's context window into a
-        prompt (lowest-ranked dropped first), generates, and maps [n] markers to citations;
-        numbers the LLM invents are removed. When no chunk is relevant enough
-        (`min_relevance`, cosine), it answers that the documents do not say, without calling
-        the LLM. `llm`: "smollm2" (default, offline), "openai:MODEL" with `base_url`, or a
-        `ChatModel`. `history`: earlier {"role", "content"} turns; a follow-up question is
-        rewritten with them before retrieval. `session`: any name; this collection object keeps
-        that conversation's turns (in memory) and uses them as `history`. With `stream=True`,
+        Retrieves k chunks (hybrid) and ranks their sentences against the question (the
+        answer's `evidence`). `mode="extractive"` answers with the best of those sentences,
+        quoted, and calls no LLM; `"generative"` has the LLM write the answer from them, then
+        checks each sentence of it against the sources (`Answer.sentences`, `.unsupported`)
+        and keeps only citations that check out; `"auto"` (default) is generative, falling back
+        to extractive when the LLM's answer is empty, fails or is not supported. When no chunk
+        is relevant enough (`min_relevance`, cosine), it answers that the documents do not say.
+        `llm`: "smollm2" (default, offline), "openai:MODEL" with `base_url`, or a `ChatModel`.
+        `history`: earlier {"role", "content"} turns; a follow-up question is rewritten with
+        them before retrieval. `session`: any name; this collection object keeps that
+        conversation's turns (in memory) and uses them as `history`. With `stream=True`,
         iterate over the returned object for text as it arrives; its `.answer` is filled in at
         the end.
         """
@@ -451,16 +455,22 @@ class Collection:
 
         if session is not None and history:
             raise InvalidInputError("pass history= or session=, not both")
-        llm = self._llm(llm, base_url)
         with self._lock:
             sessions = self._sessions = self._sessions or ChatSessions()
         result = ask(
-            lambda query, n: self.search(query, k=n), question, llm, k=k, stream=stream,
-            history=sessions.history(session) if session is not None else history,
+            lambda query, n: self.search(query, k=n), question,
+            lambda: self._llm(llm, base_url), self._uncached_model(), mode=mode, k=k,
+            stream=stream, history=sessions.history(session) if session is not None else history,
             min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
             answer_tokens=answer_tokens,
         )  # fmt: skip
         return result if session is None else sessions.record(session, question, result)
+
+    def _uncached_model(self) -> EmbeddingModel:
+        """The encoder without the embedding cache: answers embed passing sentences, which
+        would crowd the chunks and queries out of the cache."""
+        model = self.model
+        return model.encoder if isinstance(model, CachedEncoder) else model
 
     def _llm(self, llm: str | ChatModel | None, base_url: str | None = None) -> ChatModel:
         """A chat model by name (loaded once per collection object), or the one given."""

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from embedstack.errors import InvalidInputError
 from embedstack.ingest.documents import BLOCK_SEPARATOR, Document
 from embedstack.ingest.tokens import TokenCounter
+from embedstack.sentences import SENTENCE_END
 
 Span = tuple[int, int]
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _LINE_BREAK = re.compile(r"\n")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -50,7 +50,7 @@ class Chunker:
         self.overlap = overlap
         self._splitters: list[Callable[[str, int, int], list[Span]]] = [
             _splitter(re.compile(re.escape(BLOCK_SEPARATOR))),
-            _splitter(_SENTENCE_END),
+            _splitter(SENTENCE_END),
             _splitter(_LINE_BREAK),
             _splitter(_WHITESPACE),
         ]

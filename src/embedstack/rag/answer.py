@@ -1,15 +1,15 @@
-"""Answers and their citations: keep the ones that point at prompt sources, drop the rest."""
+"""Answers, their sentences (each checked against the sources) and their citations."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from embedstack.rag.attribution import AnswerSentence
+from embedstack.rag.evidence import Evidence
 from embedstack.rag.prompt import source_label
 from embedstack.types import Hit
 
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 QUOTE_CHARS = 300
 
 
@@ -33,37 +33,28 @@ class Citation:
 
 @dataclass
 class Answer:
-    """The answer text with [n] markers, the citations they map to, and how it was reached."""
+    """The answer text with verified [n] markers, its sentences as checked, the evidence
+    sentences of the sources, and how it was reached."""
 
     question: str
     text: str
-    citations: list[Citation] = field(default_factory=list)
-    sources: list[Citation] = field(default_factory=list)  # every chunk the prompt held
+    citations: list[Citation] = field(default_factory=list)  # cited in the text, first use first
+    sources: list[Citation] = field(default_factory=list)  # every chunk the answer drew on
     grounded: bool = True  # False: retrieval found nothing relevant; no LLM was called
     search_query: str = ""  # the question as rewritten with the conversation, if it was
-    dropped_citations: list[int] = field(default_factory=list)  # invented numbers removed
-    raw_text: str = ""  # what the LLM said, before invented citations were removed
+    dropped_citations: list[int] = field(default_factory=list)  # written [n] that did not check
+    raw_text: str = ""  # what the LLM said, before its citations were checked
     llm: str = ""
     seconds: float = 0.0
+    mode: str = "extractive"  # how the text was made: "extractive" (quoted) or "generative"
+    sentences: list[AnswerSentence] = field(default_factory=list)  # the text's, each checked
+    evidence: list[Evidence] = field(default_factory=list)  # the sources' best sentences
+    fallback: str = ""  # why an "auto" answer quotes the sources instead of the LLM
+
+    @property
+    def unsupported(self) -> list[str]:
+        """Sentences of the answer that no source sentence supports."""
+        return [sentence.text for sentence in self.sentences if not sentence.supported]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def resolve_citations(raw: str, sources: list[Hit]) -> tuple[str, list[Citation], list[int]]:
-    """(text without invented citations, citations in order of first use, invented numbers)."""
-    valid = range(1, len(sources) + 1)
-    used: list[int] = []
-    invented: list[int] = []
-
-    def keep(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in re.split(r"\s*[,;]\s*", match.group(1))]
-        good = [n for n in numbers if n in valid]
-        invented.extend(n for n in numbers if n not in valid and n not in invented)
-        used.extend(n for n in good if n not in used)
-        return f"[{', '.join(map(str, good))}]" if good else ""
-
-    text = _CITATION.sub(keep, raw)
-    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
-    citations = [Citation.from_hit(n, sources[n - 1]) for n in used]
-    return text, citations, invented
+        return {**asdict(self), "unsupported": self.unsupported}

@@ -1,0 +1,122 @@
+"""Verified citations: each sentence of a written answer is matched to the source sentences
+that support it, or marked unsupported.
+
+Support is the collection's embedding model's cosine between the answer sentence and a source
+sentence, plus two checks an embedding cannot make: every number in the answer sentence must
+be in the sources, and so must every name (a capitalised word that is not in the question).
+A 135M model that writes "$1.1 trillion" where the filing says "$81,797 million" is caught by
+the second, not the first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embedstack.models.base import EmbeddingModel
+from embedstack.rag.evidence import Sentences, content_words, numbers
+from embedstack.sentences import sentence_spans
+
+# Cosine between an answer sentence and its best source sentence at or above which the answer
+# sentence counts as supported (all-MiniLM-L6-v2; calibrated on the SEC 10-Q gold answers against
+# the sources of other questions: bench/attribution_threshold.py, docs/benchmarks.md). Every
+# number in the sentence must also be in the sources, and every name.
+SUPPORT_THRESHOLD = 0.65
+# A sentence whose numbers are all found in the sources has an anchor an embedding lacks, and
+# paraphrases of table rows score low ("sales were $82,959 million" against "Total net sales
+# $ 82,959 $ 81,434 2 %"): it needs only this much.
+NUMBER_SUPPORT_THRESHOLD = 0.45
+# With no number to go by, source sentences this close to the best one are cited too.
+SUPPORT_BAND = 0.05
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z]+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+# Capitalised words that name no one: months, days, company suffixes.
+NOT_NAMES = frozenset(
+    """january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday inc corp corporation ltd llc co
+    company""".split()  # noqa: SIM905
+)
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of the answer, what supports it, and whether that is enough."""
+
+    text: str  # without citation markers
+    supported: bool
+    support: float  # cosine to the best source sentence
+    sources: list[int] = field(default_factory=list)  # verified [n], best first
+    written: list[int] = field(default_factory=list)  # the [n] the LLM wrote
+    quote: str = ""  # the best supporting source sentence
+    reason: str = ""  # why it is unsupported
+
+
+def split_answer(text: str) -> list[tuple[str, list[int]]]:
+    """(sentence without markers, the [n] numbers written in it) for each sentence."""
+    out = []
+    for start, end in sentence_spans(text, min_words=1):
+        piece = _LIST_MARKER.sub("", text[start:end])
+        written = [int(n) for m in _MARKER.finditer(piece) for n in re.split(r"\s*[,;]\s*", m[1])]
+        clean = " ".join(_MARKER.sub("", piece).split())
+        if clean.strip(" .,;:!?"):
+            out.append((clean, list(dict.fromkeys(written))))
+        elif out and written:  # a marker after the full stop belongs to the sentence before
+            out[-1] = (out[-1][0], list(dict.fromkeys(out[-1][1] + written)))
+    return out
+
+
+def attribute(
+    answer: str,
+    question: str,
+    sentences: Sentences,
+    model: EmbeddingModel,
+    threshold: float = SUPPORT_THRESHOLD,
+    number_threshold: float = NUMBER_SUPPORT_THRESHOLD,
+    labels: Sequence[str] = (),
+) -> list[AnswerSentence]:
+    """Every sentence of `answer`, checked against the source sentences (and, for names, the
+    sources' labels: a file called "2023 Q3 AAPL.pdf" supports "AAPL")."""
+    pieces = split_answer(answer)
+    if not pieces:
+        return []
+    if not sentences.units:
+        return [AnswerSentence(text, False, 0.0, [], written, "", "no source text")
+                for text, written in pieces]  # fmt: skip
+    vectors = model.encode_document([text for text, _ in pieces])
+    similarity = np.asarray(vectors, dtype=np.float32).reshape(len(pieces), -1) @ (
+        sentences.vectors.T
+    )
+    asked = content_words(question) | numbers(question)
+    unit_numbers = [numbers(text) for text in sentences.texts()]
+    source_numbers = set().union(*unit_numbers)
+    source_words = content_words(" ".join(sentences.texts() + list(labels)))
+    checked = []
+    for (text, written), row in zip(pieces, similarity, strict=True):
+        order = [int(i) for i in np.argsort(-row)]
+        best = float(row[order[0]])
+        stated = numbers(text) - numbers(question)
+        names = {w.lower() for w in _NAME.findall(text)} - asked - NOT_NAMES
+        missing_names = {n for n in names if n not in source_words}
+        reason = ""
+        needed = number_threshold if stated else threshold
+        if best < needed:
+            reason = f"no source sentence says this (best similarity {best:.2f})"
+        elif stated - source_numbers:
+            reason = f"{', '.join(sorted(stated - source_numbers))} not in the sources"
+        elif missing_names:
+            reason = f"{', '.join(sorted(missing_names))} not in the sources"
+        # Cited: the sources of the sentences stating its numbers, else of the closest ones.
+        backing = [i for i in order if unit_numbers[i] & stated] or [
+            i for i in order if row[i] >= best - SUPPORT_BAND
+        ]
+        cited = list(dict.fromkeys(sentences.units[i].source for i in backing))
+        quote = sentences.units[backing[0]].text
+        checked.append(
+            AnswerSentence(text, not reason, round(best, 4), cited if not reason else [],
+                           written, quote, reason)  # fmt: skip
+        )
+    return checked
