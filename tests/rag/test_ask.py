@@ -24,7 +24,10 @@ from embedstack.rag.local import DEFAULT_CONTEXT_WINDOW
 from tests.http_helpers import send_json
 from tests.search.test_hybrid import DOCS
 
-REPLY = "Paper loaded crooked makes the printer jam [1]. Descale monthly [2, 9]."
+# The first sentence says what source 1 says; the second is invented (a year and a maker that
+# no source names) and cites a real source and one that was never given.
+REPLY = "Paper loaded crooked makes the printer jam [1]. The printer was made in 1987 by Acme [2, 9]."
+INVENTED = "The printer was made in 1987 by Acme."
 REWRITTEN = "Where is the printer that jams?"
 CLI = Path(sys.executable).with_name("embedstack")
 
@@ -91,6 +94,7 @@ def kb(tmp_path_factory, model):
 
 
 def endpoint(server, mode="ok", **options):
+    """The test server's chat endpoint; `mode` picks how it behaves (see `server`)."""
     url, _ = server
     return load_llm("openai:test", base_url=f"{url}/{mode}/v1", **options)
 
@@ -103,20 +107,32 @@ def prompt_sources(request: dict) -> list[str]:
 
 def test_answer_with_citations_in_rank_order(server, kb):
     question = "Why does the printer jam?"
-    answer = kb.ask(question, llm=endpoint(server))
+    answer = kb.ask(question, llm=endpoint(server), mode="generative")
     ranked = [hit.text for hit in kb.search(question, k=5)]
     assert prompt_sources(server[1][-1]) == ranked  # all five fit, best first
-    assert answer.text == "Paper loaded crooked makes the printer jam [1]. Descale monthly [2]."
-    assert answer.dropped_citations == [9]  # invented: only 5 sources were given
-    assert [c.number for c in answer.citations] == [1, 2]
+    assert answer.mode == "generative" and answer.raw_text == REPLY
+    assert answer.text == f"Paper loaded crooked makes the printer jam [1]. {INVENTED}"
+    assert answer.unsupported == [INVENTED]
+    assert answer.sentences[1].reason.startswith("no source sentence says this")
+    assert answer.dropped_citations == [2, 9]  # 2 does not support it; 9 was never given
+    assert [c.number for c in answer.citations] == [1]
     assert answer.citations[0].chunk_id == kb.search(question, k=1)[0].id
     assert answer.citations[0].quote == DOCS[answer.citations[0].chunk_id]
     assert {c.chunk_id for c in answer.sources} == {h.id for h in kb.search(question, k=5)}
 
 
+def test_auto_falls_back_to_quoting_the_sources_when_the_answer_is_unsupported(server, kb):
+    question = "Why does the printer jam?"
+    answer = kb.ask(question, llm=endpoint(server))  # mode="auto"
+    assert answer.mode == "extractive" and answer.raw_text == REPLY
+    assert answer.fallback.startswith("the LLM's answer is not supported by the sources")
+    assert answer.text.startswith(DOCS["printer"].rstrip(".") + " [1]")
+    assert answer.unsupported == [] and answer.citations[0].chunk_id == "printer"
+
+
 def test_the_prompt_respects_the_token_budget(server, kb):
     llm = endpoint(server, context_window=250)
-    answer = kb.ask("Why does the printer jam?", llm=llm, answer_tokens=64)
+    answer = kb.ask("Why does the printer jam?", llm=llm, answer_tokens=64, mode="generative")
     sent = server[1][-1]
     ranked = [hit.text for hit in kb.search("Why does the printer jam?", k=5)]
     given = prompt_sources(sent)
@@ -125,12 +141,13 @@ def test_the_prompt_respects_the_token_budget(server, kb):
     assert used + 64 <= 250
     assert len(answer.sources) == len(given)
     with pytest.raises(InvalidInputError, match="no room for even one source"):
-        kb.ask("Why does the printer jam?", llm=endpoint(server, context_window=120))
+        kb.ask("Why does the printer jam?", llm=endpoint(server, context_window=100))
 
 
 def test_streaming_gives_the_same_answer(server, kb):
-    plain = kb.ask("Why does the printer jam?", llm=endpoint(server))
-    stream = kb.ask("Why does the printer jam?", llm=endpoint(server), stream=True)
+    plain = kb.ask("Why does the printer jam?", llm=endpoint(server), mode="generative")
+    stream = kb.ask("Why does the printer jam?", llm=endpoint(server), stream=True,
+                    mode="generative")  # fmt: skip
     pieces = list(stream)
     assert len(pieces) > 3 and "".join(pieces) == plain.raw_text
     assert stream.answer.text == plain.text and stream.answer.citations == plain.citations
@@ -172,11 +189,15 @@ def test_endpoint_failures_are_clear(server, kb):
     ]
     for llm, stream, words in cases:
         with pytest.raises(LLMError, match=words):
-            result = kb.ask("Why does the printer jam?", llm=llm, stream=stream)
+            result = kb.ask("Why does the printer jam?", llm=llm, stream=stream,
+                            mode="generative")  # fmt: skip
             if stream:
                 list(result)
-    with pytest.raises(InvalidInputError, match="empty"):
-        kb.ask("  ", llm=endpoint(server))
+        # "auto" answers anyway, from the sources, and says why
+        result = kb.ask("Why does the printer jam?", llm=llm, stream=stream)
+        answer = result if not stream else (list(result), result.answer)[1]
+        assert answer.mode == "extractive" and answer.citations[0].chunk_id == "printer"
+        assert answer.fallback.startswith("the LLM failed") and words in answer.fallback
 
 
 def test_cli_ask_json_stream_and_history(server, kb, tmp_path):
@@ -184,21 +205,27 @@ def test_cli_ask_json_stream_and_history(server, kb, tmp_path):
     history = tmp_path / "chat.json"
     args = [str(CLI), "ask", str(kb.folder), "Why does the printer jam?", "--llm", "openai:t",
             "--base-url", url, "--history", str(history)]  # fmt: skip
-    result = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*args, "--json", "--mode", "generative"], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert answer["text"].endswith("[2].") and answer["dropped_citations"] == [9]
+    assert answer["text"].endswith(INVENTED) and answer["dropped_citations"] == [2, 9]
+    assert answer["unsupported"] == [INVENTED]
     assert [t["role"] for t in json.loads(history.read_text())] == ["user", "assistant"]
     streamed = subprocess.run([*args, "--stream"], capture_output=True, text=True, timeout=120)
     assert streamed.returncode == 0 and REWRITTEN not in streamed.stdout
-    assert streamed.stdout.startswith("Paper loaded crooked") and "[1] " in streamed.stdout
+    assert streamed.stdout.startswith("Paper loaded crooked")  # the LLM's words as they came
+    assert "not supported by the sources" in streamed.stdout  # then the check, and the quotes
+    assert DOCS["printer"].rstrip(".") + " [1]" in streamed.stdout
     assert len(json.loads(history.read_text())) == 4
     down_url = "http://127.0.0.1:9/v1"
-    down = subprocess.run(
-        [*args[:4], "--llm", "openai:t", "--base-url", down_url],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert down.returncode == 2 and down.stderr.startswith("error: cannot reach")
+    down = [*args[:4], "--llm", "openai:t", "--base-url", down_url]
+    failed = subprocess.run([*down, "--mode", "generative"], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert failed.returncode == 2 and failed.stderr.startswith("error: cannot reach")
+    quoted = subprocess.run(down, capture_output=True, text=True, timeout=120)  # mode auto
+    assert quoted.returncode == 0 and "(the LLM failed: cannot reach" in quoted.stdout
+    assert DOCS["printer"].rstrip(".") + " [1]" in quoted.stdout
 
 
 def free_port() -> int:
@@ -269,7 +296,7 @@ def test_the_context_window_comes_from_the_endpoint_when_it_says(server):
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_prompt_the_endpoint_finds_too_long_loses_its_last_sources(server, kb, stream):
     question = "Why does the printer jam?"
-    result = kb.ask(question, llm=endpoint(server, "short"), stream=stream)
+    result = kb.ask(question, llm=endpoint(server, "short"), stream=stream, mode="generative")
     if stream:
         "".join(result)
         result = result.answer
