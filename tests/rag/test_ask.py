@@ -26,7 +26,9 @@ from tests.search.test_hybrid import DOCS
 
 # The first sentence says what source 1 says; the second is invented (a year and a maker that
 # no source names) and cites a real source and one that was never given.
-REPLY = "Paper loaded crooked makes the printer jam [1]. The printer was made in 1987 by Acme [2, 9]."
+REPLY = (
+    "Paper loaded crooked makes the printer jam [1]. The printer was made in 1987 by Acme [2, 9]."
+)
 INVENTED = "The printer was made in 1987 by Acme."
 REWRITTEN = "Where is the printer that jams?"
 CLI = Path(sys.executable).with_name("embedstack")

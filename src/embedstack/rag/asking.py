@@ -84,13 +84,14 @@ def ask(
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     started = time.perf_counter()
-    chat = llm() if mode != "extractive" else None
+    # The LLM is loaded only once it is needed: not for quotes, nor when nothing is relevant.
+    chat = llm() if mode != "extractive" and history else None
     search_query = rewrite(question, history, chat) if history else question
     hits = [hit for hit in retrieve(search_query, k) if sentence_spans(hit.text)]
     best = max((h.scores_by_stage.get("dense", -1.0) for h in hits), default=-1.0)
     base = Answer(question, NO_ANSWER, grounded=False, search_query=search_query,
-                  raw_text=NO_ANSWER, llm=chat.name if chat else "")  # fmt: skip
-    if best < min_relevance:
+                  raw_text=NO_ANSWER)  # fmt: skip
+    if not hits or best < min_relevance:
         return _done(replace(base, seconds=time.perf_counter() - started), stream)
     labels = [source_label(hit) for hit in hits]
     sentences = split_sources(hits, model)
@@ -102,9 +103,11 @@ def ask(
         answer = extractive(base, evidence, hits, reason)
         return replace(answer, seconds=time.perf_counter() - started)
 
-    if chat is None:
+    if mode == "extractive":
         return _done(quoted(), stream)
-    prompt = build_prompt(question, excerpts(hits, evidence), chat, answer_tokens)
+    writer = chat or llm()
+    base = replace(base, llm=writer.name)
+    prompt = build_prompt(question, excerpts(hits, evidence), writer, answer_tokens)
     failure: list[LLMError] = []
 
     def generate() -> Iterator[str]:
@@ -115,14 +118,14 @@ def ask(
         while True:
             try:
                 if stream:
-                    yield from chat.stream(prompt.messages, answer_tokens)
+                    yield from writer.stream(prompt.messages, answer_tokens)
                 else:
-                    yield chat.chat(prompt.messages, answer_tokens)
+                    yield writer.chat(prompt.messages, answer_tokens)
                 return
             except ContextWindowError:
                 if len(prompt.sources) <= 1:
                     raise
-                prompt = build_prompt(question, prompt.sources[:-1], chat, answer_tokens)
+                prompt = build_prompt(question, prompt.sources[:-1], writer, answer_tokens)
             except LLMError as exc:
                 if mode != "auto":
                     raise

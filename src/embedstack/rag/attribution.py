@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embedstack.models.base import EmbeddingModel
-from embedstack.rag.evidence import Sentences, content_words, numbers
+from embedstack.rag.evidence import Sentences, content_words, name_words, numbers
 from embedstack.sentences import sentence_spans
 
 # Cosine between an answer sentence and its best source sentence at or above which the answer
@@ -32,14 +32,8 @@ NUMBER_SUPPORT_THRESHOLD = 0.45
 # With no number to go by, source sentences this close to the best one are cited too.
 SUPPORT_BAND = 0.05
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z]+")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-# Capitalised words that name no one: months, days, company suffixes.
-NOT_NAMES = frozenset(
-    """january february march april may june july august september october november december
-    monday tuesday wednesday thursday friday saturday sunday inc corp corporation ltd llc co
-    company""".split()  # noqa: SIM905
-)
+
 
 
 @dataclass(frozen=True)
@@ -99,7 +93,7 @@ def attribute(
         order = [int(i) for i in np.argsort(-row)]
         best = float(row[order[0]])
         stated = numbers(text) - numbers(question)
-        names = {w.lower() for w in _NAME.findall(text)} - asked - NOT_NAMES
+        names = name_words(text, question) - asked
         missing_names = {n for n in names if n not in source_words}
         reason = ""
         needed = number_threshold if stated else threshold

@@ -39,7 +39,14 @@ _DATE = re.compile(
     r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2},?\s+\d{4}\b"
     r"|\b(?:19|20)\d\d\b|\bQ[1-4]\b"
 )
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w&.-]*(?:\s+(?:of\s+|&\s+)?[A-Z][\w&.-]*)*")
+_NAME = re.compile(r"\b[A-Z][\w&-]*(?:\s+(?:of\s+|&\s+)?[A-Z][\w&-]*)*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)$")
+# Capitalised words that name no one: months, days, company suffixes.
+NOT_NAMES = frozenset(
+    """january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday inc corp corporation ltd llc co
+    company""".split()  # noqa: SIM905
+)
 _ASKS_NUMBER = re.compile(
     r"\b(how (much|many|large|big|high|low)|what (is|was|were|are) the (total|amount|number|"
     r"value|percentage|rate|ratio|cost|price)|percent|percentage|rate|ratio|revenue|sales|"
@@ -166,10 +173,24 @@ def highlight(question: str, text: str) -> list[tuple[int, int]]:
         value = match.group().strip()
         if not value or (pattern is _NUMBER and (_YEAR.match(value) or not _AMOUNT.search(value))):
             continue
-        if pattern is _NAME and value.lower() in question.lower():
+        if pattern is _NAME and not _is_name(text, match.start(), value, question):
             continue
         if pattern is not _NAME and numbers(value) and numbers(value) <= asked:
             continue  # the question's own figures (its year, its quarter) are not the answer
         start = match.start() + len(match.group()) - len(match.group().lstrip())
         spans.append((start, start + len(value)))
     return spans
+
+
+def name_words(text: str, question: str = "") -> set[str]:
+    """Lower-cased words of the names in `text` that the question does not name itself."""
+    runs = [m[0] for m in _NAME.finditer(text) if _is_name(text, m.start(), m[0], question)]
+    return {word.lower() for run in runs for word in run.split()} - NOT_NAMES - {"of", "&"}
+
+
+def _is_name(text: str, start: int, value: str, question: str) -> bool:
+    """A capitalised run that names someone or something the question does not: not a month,
+    not one capitalised word opening a sentence ("She", "The")."""
+    if value.lower() in question.lower() or value.lower() in NOT_NAMES:
+        return False
+    return " " in value or not _SENTENCE_START.search(text[:start])
