@@ -30,6 +30,10 @@ demo: $(STAMP)
 	$(VENV)/bin/embedstack search $(DEMO) "what happens to my data if the process crashes?" -k 2 \
 		--filter '{"file_name": "architecture.md"}'
 	$(VENV)/bin/embedstack search $(DEMO) "how fast is the int8 encoder?" -k 2 --json
+	# Answers: the local LLM writes, each sentence is checked against the sources, and the
+	# sources are quoted instead when it is not supported (tests/rag/test_demo.py asks these).
+	$(VENV)/bin/embedstack ask $(DEMO) "How do I run the tests?" --mode extractive
+	$(VENV)/bin/embedstack ask $(DEMO) "What happens to my data if the process crashes?"
 	$(VENV)/bin/embedstack ask $(DEMO) "Where are ONNX files cached?" --stream
 
 browser:

@@ -16,6 +16,8 @@ SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _LINE = re.compile(r"[^\n]+")
 _NEW_ITEM = re.compile(r"\s*(?:[-*+•#>|]|\d+[.)]\s)")  # a list item, heading, quote or table row
 _WORD = re.compile(r"\w+")
+_MID_PHRASE = re.compile(r"[a-z,;(]")
+_LOWER_START = re.compile(r"[a-z][a-z]")
 WRAPPED_LINE = 0.7  # a line at least this share of the longest line's length was wrapped
 MIN_WORDS = 3  # shorter pieces ("June 25,", "2023") are layout, not statements
 
@@ -34,7 +36,7 @@ def sentence_spans(text: str, min_words: int = MIN_WORDS) -> list[Span]:
     followers: list[Span | None] = [*lines[1:], None] if lines else []
     for (line_start, line_end), following in zip(lines, followers, strict=True):
         start = line_start if start is None else start
-        if not _continues(text, line_end - line_start, widest, following):
+        if not _continues(text, line_end, line_end - line_start, widest, following):
             pieces.append((start, line_end))
             start = None
     spans: list[Span] = []
@@ -48,13 +50,18 @@ def sentence_spans(text: str, min_words: int = MIN_WORDS) -> list[Span]:
             if len(_WORD.findall(text[span[0]:span[1]])) >= min_words]  # fmt: skip
 
 
-def _continues(text: str, width: int, widest: int, following: Span | None) -> bool:
-    """Whether a line's sentence goes on in the next line: the line was wrapped (it is about as
-    wide as the widest), and the next line follows a single line break and starts no new item."""
-    if following is None or width < WRAPPED_LINE * widest:
+def _continues(text: str, end: int, width: int, widest: int, following: Span | None) -> bool:
+    """Whether a line's sentence goes on in the next line, which follows a single line break
+    and starts no new item: the line was wrapped (it is about as wide as the widest), or it
+    stops mid-phrase and the next line goes on in lower case (a short line of hard-wrapped
+    prose, whose next word was too long to fit)."""
+    if following is None or text[following[0] - 2 : following[0]].count("\n") != 1:
         return False
-    gap = text[following[0] - 2 : following[0]]
-    return gap.count("\n") == 1 and not _NEW_ITEM.match(text, following[0])
+    if _NEW_ITEM.match(text, following[0]):
+        return False
+    return width >= WRAPPED_LINE * widest or bool(
+        _MID_PHRASE.search(text, end - 1, end) and _LOWER_START.match(text, following[0])
+    )
 
 
 def _trim(text: str, span: Span) -> Span:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,9 @@ LEXICAL_WEIGHT = 0.3
 # Added when a sentence holds the kind of thing the question asks for (an amount for "how
 # much", a date for "when", a name for "who"); SEC 10-Q: +1 to +4 points of gold numbers quoted.
 ANSWER_TYPE_BONUS = 0.1
+# Taken off a sentence cut by the chunk's edge ("when the checkpoint is missing, the"): it
+# reads as noise when quoted, and the neighbouring chunk holds it whole.
+FRAGMENT_PENALTY = 0.1
 SENTENCE_CHARS = 600  # a longer "sentence" (a run-on table or list) is cut into pieces
 
 _WORD = re.compile(r"[a-z][a-z0-9'&.-]*[a-z0-9]|[a-z]", re.IGNORECASE)
@@ -74,6 +77,7 @@ class Evidence:
     text: str
     score: float
     highlights: list[tuple[int, int]] = field(default_factory=list)  # spans within `text`
+    fragment: bool = False  # cut by the chunk's start or end
 
     def highlighted(self, mark: str = "**") -> str:
         """The text with what the question asks for wrapped in `mark`."""
@@ -100,7 +104,11 @@ def split_sources(hits: Sequence[Hit], model: EmbeddingModel) -> Sentences:
     units = []
     for number, hit in enumerate(hits, start=1):
         for start, end in _pieces(sentence_spans(hit.text)):
-            units.append(Evidence(number, hit.id, start, end, hit.text[start:end], 0.0))
+            text = hit.text[start:end]
+            cut = (start == 0 and text[0].islower()) or (
+                end == len(hit.text.rstrip()) and text[-1].isalpha() and len(text.split()) > 8
+            )
+            units.append(Evidence(number, hit.id, start, end, text, 0.0, fragment=cut))
     if not units:
         return Sentences([], np.zeros((0, model.dim), dtype=np.float32))
     vectors = model.encode_document([" ".join(u.text.split()) for u in units], batch_size=64)
@@ -137,8 +145,8 @@ def rank_evidence(
         overlap = len(wanted & words) / len(wanted) if wanted else 0.0
         spans = highlight(question, unit.text)
         score = float(similarity) + LEXICAL_WEIGHT * overlap + ANSWER_TYPE_BONUS * bool(spans)
-        ranked.append(Evidence(unit.source, unit.chunk_id, unit.start, unit.end, unit.text,
-                               round(score, 4), spans))  # fmt: skip
+        score -= FRAGMENT_PENALTY * unit.fragment
+        ranked.append(replace(unit, score=round(score, 4), highlights=spans))
     return sorted(ranked, key=lambda e: -e.score)
 
 
