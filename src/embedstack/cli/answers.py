@@ -102,23 +102,20 @@ EVIDENCE_LINES = 3
 
 def answer_text(answer: Answer) -> Text:
     """Supported sentences plain, unsupported ones red and marked (as the web page does)."""
+    from embedstack.rag.answer import marked
+
     text = Text()
     if not answer.sentences:
         return Text(answer.text)
     for number, sentence in enumerate(answer.sentences):
         joiner = "\n" if answer.mode == "extractive" else " "
         text.append(joiner if number else "")
-        marked = sentence.text if not sentence.sources else _marked(sentence.text, sentence.sources)
+        with_markers = marked(sentence.text, sentence.sources)
         if sentence.supported:
-            text.append(marked)
+            text.append(with_markers)
         else:
-            text.append(f"{marked} [unsupported]", style="red")
+            text.append(f"{with_markers} [unsupported]", style="red")
     return text
-
-
-def _marked(text: str, sources: list[int]) -> str:
-    body = text.rstrip(".!?;:")
-    return f"{body} [{', '.join(map(str, sources))}]{text[len(body):]}"
 
 
 def evidence_line(item: Evidence) -> Text:

@@ -58,3 +58,11 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "unsupported": self.unsupported}
+
+
+def marked(text: str, sources: list[int]) -> str:
+    """'Sales rose 8% [1, 3].' — the markers before the sentence's closing punctuation."""
+    if not sources:
+        return text
+    body = text.rstrip(".!?;:")
+    return f"{body} [{', '.join(map(str, sources))}]{text[len(body):]}"

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from embedstack.errors import InvalidInputError, LLMError
 from embedstack.models.base import EmbeddingModel
-from embedstack.rag.answer import Answer, Citation
+from embedstack.rag.answer import Answer, Citation, marked
 from embedstack.rag.attribution import AnswerSentence, attribute
 from embedstack.rag.evidence import Evidence, Sentences, rank_evidence, split_sources
 from embedstack.rag.llm import ChatModel, ContextWindowError, Message
@@ -137,21 +137,19 @@ def ask(
             return quoted(f"the LLM failed: {failure[0]}")
         given = len(prompt.sources)
         seen = _of_sources(sentences, given)
-        checked = attribute(raw, question, seen, model)
+        checked = attribute(raw, question, seen, model, labels=labels[:given])
         if mode == "auto" and (not checked or not all(s.supported for s in checked)):
             why = "the LLM gave an empty answer" if not checked else (
                 "the LLM's answer is not supported by the sources: " +
                 next(s.reason for s in checked if not s.supported))  # fmt: skip
             return replace(quoted(why), raw_text=raw)
         cited = list(dict.fromkeys(n for s in checked for n in s.sources))
-        written = {n for s in checked for n in s.written}
         return replace(
-            base, text=" ".join(_with_markers(s.text, s.sources) for s in checked),
+            base, text=" ".join(marked(s.text, s.sources) for s in checked),
             citations=[Citation.from_hit(n, hits[n - 1]) for n in cited],
             sources=base.sources[:given], mode="generative", sentences=checked,
             evidence=[e for e in evidence if e.source <= given][:EVIDENCE_SHOWN],
-            dropped_citations=sorted(n for n in written
-                                     if not any(n in s.sources for s in checked if n in s.written)),
+            dropped_citations=sorted({n for s in checked for n in s.written if n not in s.sources}),
             raw_text=raw, seconds=time.perf_counter() - started,
         )  # fmt: skip
 
@@ -189,7 +187,7 @@ def extractive(base: Answer, evidence: list[Evidence], hits: list[Hit], reason: 
     sentences = [AnswerSentence(text, True, 1.0, sources, [], text)
                  for text, sources in quoted.items()]  # fmt: skip
     return replace(
-        base, text=" ".join(_with_markers(s.text, s.sources) for s in sentences),
+        base, text=" ".join(marked(s.text, s.sources) for s in sentences),
         citations=[Citation.from_hit(e.source, hits[e.source - 1]) for e in chosen],
         mode="extractive", sentences=sentences, fallback=reason,
     )  # fmt: skip
@@ -211,15 +209,6 @@ def _of_sources(sentences: Sentences, count: int) -> Sentences:
     """The sentences of sources 1..count (those the prompt held)."""
     keep = [i for i, unit in enumerate(sentences.units) if unit.source <= count]
     return Sentences([sentences.units[i] for i in keep], sentences.vectors[keep])
-
-
-def _with_markers(text: str, sources: list[int]) -> str:
-    """'Sales rose 8% [1, 3].' — the markers before the sentence's closing punctuation."""
-    if not sources:
-        return text
-    marker = f" [{', '.join(map(str, sources))}]"
-    body = text.rstrip(".!?;:")
-    return body + marker + text[len(body):]
 
 
 def rewrite(question: str, history: Sequence[Message], llm: ChatModel | None) -> str:
