@@ -566,6 +566,7 @@ def test_filters_past_the_limits(http):
         (f"/collections/{COLLECTION}/ask", {"question": "why?", "k": 0}, "k"),
         (f"/collections/{COLLECTION}/ask", {"question": "why?", "max_tokens": -1}, "max_tokens"),
         (f"/collections/{COLLECTION}/ask", {"question": "why?", "session": "s" * 201}, "session"),
+        (f"/collections/{COLLECTION}/ask", {"question": "why?", "mode": "creative"}, "mode"),
     ],
 )
 def test_other_routes_wrong_input(http, path, body, param):

@@ -10,6 +10,7 @@ import re
 import httpx
 import pytest
 
+from embedstack.errors import LLMError
 from tests.ingest.makers import pdf_bytes
 
 RECORDS = [
@@ -174,6 +175,46 @@ def test_ask_streams_the_answer_then_its_citations(client, kb):
         f"/collections/{kb}/ask", json={"question": "Who won the 1966 World Cup final?"}
     ).json()
     assert off_topic["grounded"] is False  # nothing relevant: the LLM is not asked
+
+
+class NoLLM:
+    """Stands in for the server's LLM: loading it fails the request."""
+
+    name = "none"
+
+    def get(self):
+        raise LLMError("this server has no LLM")
+
+
+def test_ask_extractive_quotes_the_sources_without_an_llm(client, kb, live_server, monkeypatch):
+    monkeypatch.setattr(live_server.state, "llm", NoLLM())
+    url = f"/collections/{kb}/ask"
+    body = {"question": "When is lunch served in the canteen?", "mode": "extractive"}
+    response = client.post(url, json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["mode"] == "extractive" and answer["llm"] == "" and answer["fallback"] == ""
+    assert answer["text"].startswith("The canteen serves lunch from noon until two o'clock [1].")
+    first = answer["sentences"][0]
+    assert first["supported"] and first["sources"] == [1] and answer["unsupported"] == []
+    assert answer["citations"][0]["chunk_id"] == "lunch"
+    evidence = answer["evidence"][0]
+    assert evidence["chunk_id"] == "lunch" and evidence["source"] == 1
+    assert evidence["text"] == RECORDS[0]["text"][evidence["start"] : evidence["end"]]
+    with client.stream("POST", url, json={**body, "stream": True}) as stream:
+        events = sse_events(stream.iter_lines())
+    assert events[-1][0] == "answer" and events[-1][1]["text"] == answer["text"]
+    assert "".join(data["text"] for name, data in events if name == "token") == answer["text"]
+
+    # the other modes need the LLM; an unknown mode is refused before anything is loaded
+    needs = client.post(url, json={**body, "mode": "auto"})
+    assert needs.status_code == 502 and "no LLM" in needs.json()["error"]["message"]
+    refused = client.post(url, json={**body, "mode": "creative"})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "invalid_input"
+    assert error["param"] == "mode" and "auto" in error["message"]
+    assert set(refused.json()) == {"error"}
 
 
 def test_chat_completions_alongside(client):

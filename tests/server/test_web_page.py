@@ -3,16 +3,20 @@ against a real server on 127.0.0.1: the real model, real files and the local LLM
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from embedstack.server.config import ServerConfig
 from tests.ingest.makers import HTML_PAGE, write_docx, write_pdf
-from tests.server.conftest import API_KEY
+from tests.server.conftest import API_KEY, LiveServer, running
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -405,3 +409,189 @@ def test_api_key_prompt_and_stored_key(page, keyed_server):
     expect(page.locator("#collection-select")).to_have_value("private")
     expect(page.locator("#stat-model")).to_have_text("all-MiniLM-L6-v2")
     expect(dialog).to_be_hidden()
+
+
+# ---- answers checked against the sources, from an LLM endpoint that invents ----------------
+
+OFFICE = {
+    "installed": "The IT team installed the new printer on March 3, 2021, next to the kitchen.",
+    "jams": "The printer on floor two jams when paper is loaded crooked.",
+    "colour": "A colour printer was installed upstairs on June 9, 2022 for the <b>design</b> team.",
+    "toner": "Replace the toner cartridge when the status light blinks orange.",
+    "coffee": "The coffee machine in the kitchen needs descaling every month.",
+    "lunch": "Lunch is served in the canteen between noon and two o'clock.",
+}
+QUESTION = "When was the printer installed?"
+# The first sentence is what "installed" says; the second is invented (a maker and a year no
+# source names) and cites a source that does not say it.
+REPLY = "The printer was installed on March 3, 2021 [1]. It was made by Acme in 1987 [2]."
+SUPPORTED = "The printer was installed on March 3, 2021"
+INVENTED = "It was made by Acme in 1987."
+
+
+@dataclass
+class Endpoint:
+    url: str
+    requests: list[dict]
+
+
+@pytest.fixture(scope="module")
+def llm_endpoint():
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 that always answers REPLY (streamed in
+    pieces when asked to), and records every request."""
+    requests: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            self.send_response(200)
+            if not body.get("stream"):
+                reply = {"choices": [{"message": {"role": "assistant", "content": REPLY}}]}
+                payload = json.dumps(reply).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for i in range(0, len(REPLY), 6):
+                event = {"choices": [{"delta": {"content": REPLY[i : i + 6]}}]}
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(0.02)  # slow enough for the page to show the text streaming in
+            self.wfile.write(b"data: [DONE]\n\n")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield Endpoint(f"http://127.0.0.1:{httpd.server_port}/v1", requests)
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def office(tmp_path_factory, llm_endpoint) -> LiveServer:
+    """A server whose LLM is `llm_endpoint`, with collection "office" (OFFICE's records)."""
+    root = tmp_path_factory.mktemp("office-collections")
+    config = ServerConfig(collections=root, llm="openai:invents", llm_base_url=llm_endpoint.url)
+    with running(config) as live:
+        with live.client() as http:
+            assert http.post("/collections", json={"name": "office"}).status_code == 201
+            records = [{"id": key, "text": text} for key, text in OFFICE.items()]
+            added = http.post("/collections/office/records", json={"records": records})
+            assert added.status_code == 200, added.text
+        yield live
+
+
+def ask(page, question: str, mode: str) -> None:
+    """Ask in `mode` and wait for the whole answer."""
+    page.select_option("#ask-mode", mode)
+    page.fill("#ask-question", question)
+    page.click("#ask-submit")  # the note is "busy" from the click until the answer is shown
+    expect(page.locator("#answer-note")).not_to_have_attribute("data-state", "busy")
+    expect(page.locator("#answer")).to_have_attribute("aria-busy", "false")
+
+
+def test_generative_answer_marks_the_sentence_no_source_supports(page, office):
+    open_page(page, office.url, "office")
+    expect(page.locator("#ask-mode")).to_have_value("auto")
+    ask(page, QUESTION, "generative")
+
+    supported = page.locator("#answer [data-testid=supported-sentence]")
+    unsupported = page.locator("#answer [data-testid=unsupported-sentence]")
+    expect(supported).to_have_count(1)
+    expect(unsupported).to_have_count(1)
+    assert squash(supported.text_content()) == f"{SUPPORTED} [1]."
+    # the verified citation is a button showing the source that says it
+    supported.locator("[data-testid=citation]").click()
+    expect(page.locator("#citation-popup")).to_be_visible()
+    expect(page.locator("#citation-quote")).to_have_text(OFFICE["installed"])
+
+    # the invented sentence: no citation (its [2] did not check), marked, and says why
+    expect(unsupported).to_contain_text(INVENTED)
+    expect(unsupported.locator(".badge")).to_have_text("unsupported")
+    expect(unsupported.locator("[data-testid=citation]")).to_have_count(0)
+    reason = unsupported.get_attribute("title")
+    assert reason.startswith("Not supported by the sources: no source sentence says this"), reason
+    assert unsupported.get_attribute("aria-description") == reason
+    style = unsupported.evaluate("node => getComputedStyle(node).textDecorationStyle")
+    assert style == "wavy"
+    expect(page.locator("#answer-fallback")).to_be_hidden()
+    expect(page.locator("#answer-note")).to_contain_text("1 sentence is not supported")
+    expect(page.locator("#answer-note")).to_contain_text("[2]")  # the citation removed
+    expect(page.locator("#answer-note")).to_contain_text("invents")  # the LLM's name
+
+
+def test_auto_answer_quotes_the_sources_when_the_model_is_not_supported(page, office):
+    open_page(page, office.url, "office")
+    page.evaluate(
+        """() => {
+            window.streamed = "";
+            const answer = document.getElementById("answer");
+            new MutationObserver(() => {
+                const busy = answer.getAttribute("aria-busy") === "true";
+                if (busy) window.streamed = answer.textContent;
+            }).observe(answer, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    ask(page, QUESTION, "auto")
+    assert "Acme" in page.evaluate("window.streamed")  # the model's text streamed in…
+
+    answer = page.locator("#answer")
+    expect(answer).not_to_contain_text("Acme")  # …and was replaced by the sources' words
+    fallback = page.locator("#answer-fallback")
+    expect(fallback).to_be_visible()
+    expect(fallback).to_contain_text(
+        "The model's answer was not supported by the sources, so here is what they say"
+    )
+    expect(page.locator("#answer-fallback-reason")).to_contain_text("no source sentence says this")
+    page.click("#answer-raw-details summary")
+    expect(page.locator("#answer-raw")).to_have_text(REPLY)
+
+    # one quoted sentence per line, each with its source's citation
+    quoted = answer.locator("[data-testid=supported-sentence]")
+    expect(quoted).to_have_count(2)
+    expect(answer.locator("[data-testid=unsupported-sentence]")).to_have_count(0)
+    expect(quoted.nth(0)).to_contain_text(OFFICE["installed"].rstrip("."))
+    expect(quoted.nth(1)).to_contain_text("installed upstairs on June 9, 2022")
+    first, second = (quoted.nth(i).bounding_box() for i in range(2))
+    assert second["y"] >= first["y"] + first["height"] - 1  # the second is below the first
+    for i in range(2):
+        expect(quoted.nth(i).locator("[data-testid=citation]")).to_have_count(1)
+
+
+def test_extractive_answer_quotes_with_citations_and_marked_evidence(page, office, llm_endpoint):
+    open_page(page, office.url, "office")
+    page.select_option("#ask-mode", "extractive")
+    expect(page.locator("#ask-mode-hint")).to_contain_text("no model is asked")
+    calls = len(llm_endpoint.requests)
+    ask(page, QUESTION, "extractive")
+    assert len(llm_endpoint.requests) == calls  # no LLM was called
+
+    answer = page.locator("#answer")
+    quoted = answer.locator("[data-testid=supported-sentence]")
+    expect(quoted).to_have_count(2)
+    expect(page.locator("#answer-fallback")).to_be_hidden()
+    expect(page.locator("#answer-note")).to_contain_text("no model was asked")
+    buttons = answer.locator("[data-testid=citation]")
+    expect(buttons).to_have_count(2)
+    buttons.nth(1).click()
+    expect(page.locator("#citation-quote")).to_have_text(OFFICE["colour"])
+    # the document's markup is text, never HTML
+    expect(quoted.nth(1)).to_contain_text("for the <b>design</b> team")
+
+    # the evidence: each sentence with its source's [n], the dates asked for marked
+    evidence = page.locator("[data-testid=evidence]")
+    assert evidence.count() >= 3
+    expect(evidence.first).to_contain_text(OFFICE["installed"])
+    marks = page.locator("#answer-evidence mark").all_text_contents()
+    assert marks[:2] == ["March 3, 2021", "June 9, 2022"], marks
+    source = evidence.first.locator("[data-testid=evidence-source]")
+    expect(source).to_have_text("1")
+    source.click()
+    expect(page.locator("#citation-title")).to_contain_text("[1]")
+    expect(page.locator("#citation-quote")).to_have_text(OFFICE["installed"])
+    assert page.locator("#answer-box b").count() == 0

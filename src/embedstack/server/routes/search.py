@@ -77,17 +77,27 @@ class AskRequest(BaseModel):
     session: str | None = Field(None, max_length=200)
     min_relevance: float | None = Field(None, ge=-1, le=1)
     max_tokens: int | None = Field(None, ge=1, le=4096)
+    mode: Literal["auto", "extractive", "generative"] = Field(
+        "auto",
+        description="auto: the LLM's answer, checked against the sources, which are quoted "
+        "instead when it is not supported; extractive: quote the sources' best sentences, no "
+        "LLM; generative: the LLM's answer, its unsupported sentences marked.",
+    )
 
 
 @router.post("/{name}/ask", summary="Answer a question from a collection, with citations")
 async def ask(name: str, request: AskRequest, state: State) -> Any:
+    """The answer's sentences each come checked against the sources (`sentences`,
+    `unsupported`), with the sources' best sentences as `evidence`."""
     check_text(request.question, "question")
     collection = state.collections.get(name)
-    llm = await run_in_threadpool(state.llm.get)
+    # Quoting the sources needs no LLM: loading one takes seconds (or fails, with an endpoint
+    # that is down), so it is loaded only for the modes that call it.
+    llm = None if request.mode == "extractive" else await run_in_threadpool(state.llm.get)
     result = await run_in_threadpool(
         lambda: collection.ask(
-            request.question, request.k, llm, stream=request.stream, session=request.session,
-            min_relevance=request.min_relevance,
+            request.question, request.k, llm, mode=request.mode, stream=request.stream,
+            session=request.session, min_relevance=request.min_relevance,
             answer_tokens=request.max_tokens or state.config.answer_tokens,
         )
     )  # fmt: skip

@@ -9,6 +9,11 @@ const NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 const CITATION_RE = /\[(\d+(?:\s*[,;]\s*\d+)*)\]/g;
 const ASK_K = 5;
 const ASK_MAX_TOKENS = 256;
+const ASK_MODE_HINTS = {
+  auto: "The model answers; each sentence is checked against the sources, which are quoted instead if it is not supported.",
+  extractive: "The sources' best sentences, quoted as they are: no model is asked, so nothing is made up.",
+  generative: "The model's own answer; sentences the sources do not support are marked, not replaced.",
+};
 const LONG_TEXT = 420; // characters of a hit shown before "Show more"
 
 const $ = (id) => document.getElementById(id);
@@ -645,8 +650,17 @@ function renderHits(hits, seconds, words) {
 function clearAnswer() {
   if (state.askController) state.askController.abort();
   $("answer-box").hidden = true;
-  $("answer").replaceChildren();
   $("answer-note").textContent = "";
+  emptyAnswer();
+}
+
+/** Empty the answer, its fallback note, evidence and sources. */
+function emptyAnswer() {
+  $("answer").replaceChildren();
+  $("answer").classList.remove("quoted");
+  $("answer-fallback").hidden = true;
+  $("answer-evidence").replaceChildren();
+  $("answer-evidence-box").hidden = true;
   $("answer-sources").replaceChildren();
   $("answer-sources-box").hidden = true;
   hideCitation();
@@ -665,18 +679,18 @@ async function runAsk(event) {
   state.askController = controller;
   const answerEl = $("answer");
   const note = $("answer-note");
+  const mode = $("ask-mode").value;
   $("answer-box").hidden = false;
-  answerEl.replaceChildren();
+  emptyAnswer();
   answerEl.classList.add("streaming");
   answerEl.setAttribute("aria-busy", "true");
-  $("answer-sources").replaceChildren();
-  $("answer-sources-box").hidden = true;
-  hideCitation();
-  note.textContent = "Searching the collection and writing an answer…";
+  note.textContent = mode === "extractive"
+    ? "Searching the collection for the sentences that answer it…"
+    : "Searching the collection and writing an answer…";
   note.dataset.state = "busy";
   $("ask-submit").disabled = true;
   $("ask-stop").hidden = false;
-  const body = { question, k: ASK_K, stream: true, max_tokens: ASK_MAX_TOKENS };
+  const body = { question, k: ASK_K, stream: true, max_tokens: ASK_MAX_TOKENS, mode };
   if ($("ask-followup").checked) body.session = state.session;
   let final = null;
   let streamed = "";
@@ -706,7 +720,7 @@ async function runAsk(event) {
       }
     }
     if (final) {
-      renderAnswer(final);
+      renderAnswer(final, streamed);
     } else {
       note.textContent = "The answer stream ended before the answer was complete.";
       note.dataset.state = "bad";
@@ -730,46 +744,31 @@ async function runAsk(event) {
   }
 }
 
-function renderAnswer(answer) {
+/** The final answer, in place of what streamed in (`streamed`: the model's raw text, shown
+ * on request when the answer quotes the sources instead). */
+function renderAnswer(answer, streamed = "") {
   const answerEl = $("answer");
   const note = $("answer-note");
   const byNumber = new Map();
   for (const c of answer.sources || []) byNumber.set(c.number, c);
   for (const c of answer.citations || []) if (!byNumber.has(c.number)) byNumber.set(c.number, c);
   const cited = new Set((answer.citations || []).map((c) => c.number));
+  const quoted = answer.mode === "extractive";
+  const sentences = Array.isArray(answer.sentences) ? answer.sentences : [];
 
-  // the text with [n] markers as buttons
-  const text = String(answer.text ?? "");
+  // sentence by sentence as checked against the sources; else the text with its [n] markers
   answerEl.replaceChildren();
-  let last = 0;
-  for (const match of text.matchAll(CITATION_RE)) {
-    const numbers = match[1].split(/\s*[,;]\s*/).map(Number);
-    if (!numbers.some((n) => byNumber.has(n))) continue;
-    if (match.index > last) answerEl.append(text.slice(last, match.index));
-    const group = el("span", "cite-group");
-    group.append("[");
-    numbers.forEach((n, i) => {
-      if (i) group.append(", ");
-      const citation = byNumber.get(n);
-      if (!citation) {
-        group.append(String(n));
-        return;
-      }
-      const button = el("button", "cite", n);
-      button.type = "button";
-      button.dataset.testid = "citation";
-      button.dataset.number = String(n);
-      button.setAttribute("aria-label", `Citation ${n}: ${citation.label || citation.source}`);
-      button.setAttribute("aria-controls", "citation-popup");
-      button.setAttribute("aria-expanded", "false");
-      button.addEventListener("click", () => toggleCitation(citation, button));
-      group.append(button);
+  answerEl.classList.toggle("quoted", quoted && sentences.length > 0);
+  if (sentences.length) {
+    sentences.forEach((sentence, i) => {
+      if (i && !quoted) answerEl.append(" "); // quoted sentences are one per line (CSS)
+      answerEl.append(sentenceNode(sentence, byNumber, quoted));
     });
-    group.append("]");
-    answerEl.append(group);
-    last = match.index + match[0].length;
+  } else {
+    answerEl.append(withCitations(String(answer.text ?? ""), byNumber));
   }
-  if (last < text.length) answerEl.append(text.slice(last));
+  renderFallback(String(answer.fallback || ""), streamed);
+  renderEvidence(answer.evidence, byNumber);
 
   // every source the answer was written from, as chips
   const sources = (answer.sources && answer.sources.length ? answer.sources : answer.citations) || [];
@@ -792,16 +791,149 @@ function renderAnswer(answer) {
   $("answer-sources-box").hidden = !sources.length;
 
   const parts = [];
+  const unsupported = sentences.filter((s) => s.supported === false).length;
   if (answer.grounded === false) {
     parts.push("Nothing in this collection looks relevant to the question, so no model was asked.");
-  } else if (!cited.size && sources.length) {
+  } else if (quoted && !answer.fallback) {
+    parts.push("Quoted from the sources; no model was asked.");
+  } else if (!cited.size && sources.length && !quoted) {
     parts.push("The model cited no source by number; these are the passages it was given.");
   }
+  if (unsupported) {
+    parts.push(`${unsupported} sentence${unsupported === 1 ? " is" : "s are"} not supported by the sources (marked).`);
+  }
+  const dropped = Array.isArray(answer.dropped_citations) ? answer.dropped_citations : [];
+  if (dropped.length) parts.push(`Citations the sources do not back were removed: [${dropped.join(", ")}].`);
   if (answer.search_query && answer.search_query !== answer.question) parts.push(`Searched for: “${answer.search_query}”.`);
   const meta = [answer.llm, typeof answer.seconds === "number" ? `${answer.seconds.toFixed(1)} s` : ""].filter(Boolean).join(" · ");
   if (meta) parts.push(meta);
   note.textContent = parts.join(" ");
-  note.dataset.state = answer.grounded === false ? "bad" : "";
+  note.dataset.state = answer.grounded === false || unsupported ? "bad" : "";
+}
+
+/** "[1, 3]", each number a button that shows its source's quote (a number with no known
+ * source stays text); null when no number is known. */
+function citeGroup(numbers, byNumber, { testid = "citation", kind = "Citation" } = {}) {
+  if (!numbers.some((n) => byNumber.has(n))) return null;
+  const group = el("span", "cite-group");
+  group.append("[");
+  numbers.forEach((n, i) => {
+    if (i) group.append(", ");
+    const citation = byNumber.get(n);
+    if (!citation) {
+      group.append(String(n));
+      return;
+    }
+    const button = el("button", "cite", n);
+    button.type = "button";
+    button.dataset.testid = testid;
+    button.dataset.number = String(n);
+    button.setAttribute("aria-label", `${kind} ${n}: ${citation.label || citation.source}`);
+    button.setAttribute("aria-controls", "citation-popup");
+    button.setAttribute("aria-expanded", "false");
+    button.addEventListener("click", () => toggleCitation(citation, button));
+    group.append(button);
+  });
+  group.append("]");
+  return group;
+}
+
+/** `text` with its [n] markers as citation buttons. */
+function withCitations(text, byNumber) {
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(CITATION_RE)) {
+    const group = citeGroup(match[1].split(/\s*[,;]\s*/).map(Number), byNumber);
+    if (!group) continue;
+    if (match.index > last) fragment.append(text.slice(last, match.index));
+    fragment.append(group);
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) fragment.append(text.slice(last));
+  return fragment;
+}
+
+/** One sentence of the answer: its verified sources as citation buttons before its closing
+ * punctuation (where the answer's text has its markers); an unsupported one marked as such,
+ * with the reason as its description. */
+function sentenceNode(sentence, byNumber, quoted) {
+  const supported = sentence.supported !== false;
+  const node = el("span", supported ? "sentence" : "sentence unsupported");
+  node.dataset.testid = supported ? "supported-sentence" : "unsupported-sentence";
+  const text = String(sentence.text ?? "");
+  const body = text.replace(/[.!?;:]+$/, "");
+  node.append(body);
+  const numbers = Array.isArray(sentence.sources) ? sentence.sources.map(Number) : [];
+  const group = numbers.length ? citeGroup(numbers, byNumber) : null;
+  if (group) node.append(" ", group);
+  node.append(text.slice(body.length));
+  if (!supported) {
+    const reason = `Not supported by the sources: ${sentence.reason || "no source sentence says this"}`;
+    node.title = reason;
+    node.setAttribute("aria-description", reason);
+    node.append(" ", el("span", "badge bad", "unsupported"));
+  } else if (!quoted && sentence.quote) {
+    const support = typeof sentence.support === "number" ? ` (similarity ${sentence.support.toFixed(2)})` : "";
+    node.title = `Supported${support} by: “${sentence.quote}”`;
+  }
+  return node;
+}
+
+/** Why an "auto" answer quotes the sources instead of the model, and what the model wrote. */
+function renderFallback(reason, streamed) {
+  $("answer-fallback").hidden = !reason;
+  if (!reason) return;
+  const unsupported = /not supported by the sources:\s*/i.exec(reason);
+  $("answer-fallback-title").textContent = unsupported
+    ? "The model's answer was not supported by the sources, so here is what they say."
+    : "The model gave no usable answer, so here is what the sources say.";
+  // the title says what the reason starts with; the rest is the detail
+  const detail = unsupported ? reason.slice(unsupported.index + unsupported[0].length) : reason;
+  $("answer-fallback-reason").textContent = `Reason: ${detail || reason}`;
+  const raw = streamed.trim();
+  $("answer-raw").textContent = raw;
+  $("answer-raw-details").hidden = !raw;
+  $("answer-raw-details").open = false;
+}
+
+/** The sources' sentences that best answer the question, each with its [n] and what the
+ * question asks for (a number, a date, a name) in <mark>. */
+function renderEvidence(evidence, byNumber) {
+  const items = Array.isArray(evidence) ? evidence : [];
+  const list = $("answer-evidence");
+  list.replaceChildren();
+  for (const item of items) {
+    const row = el("li", "evidence-item");
+    row.dataset.testid = "evidence";
+    row.dataset.source = String(item.source);
+    const group = citeGroup([Number(item.source)], byNumber, { testid: "evidence-source", kind: "Source" });
+    if (group) row.append(group, " ");
+    const text = el("span", "evidence-text");
+    text.append(markedSpans(String(item.text ?? ""), item.highlights));
+    row.append(text);
+    list.append(row);
+  }
+  $("answer-evidence-box").hidden = !items.length;
+}
+
+/** `text` with the [start, end) `spans` in <mark>; the server counts code points, so the text
+ * is cut by code points, not UTF-16 units. Overlapping or out-of-range spans are skipped. */
+function markedSpans(text, spans) {
+  const chars = Array.from(text);
+  const ranges = (Array.isArray(spans) ? spans : [])
+    .map((span) => (Array.isArray(span) ? span.map(Number) : []))
+    .filter(([start, end]) => Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= chars.length)
+    .sort((a, b) => a[0] - b[0]);
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const [start, end] of ranges) {
+    if (start < last) continue;
+    if (start > last) fragment.append(chars.slice(last, start).join(""));
+    fragment.append(el("mark", null, chars.slice(start, end).join("")));
+    last = end;
+  }
+  if (last < chars.length) fragment.append(chars.slice(last).join(""));
+  return fragment;
 }
 
 function toggleCitation(citation, button) {
@@ -1904,6 +2036,10 @@ function wire() {
     }
   });
   $("ask-stop").addEventListener("click", () => state.askController && state.askController.abort());
+  // the hint follows the mode (also the one a reload restores)
+  const showModeHint = () => ($("ask-mode-hint").textContent = ASK_MODE_HINTS[$("ask-mode").value] || "");
+  $("ask-mode").addEventListener("change", showModeHint);
+  showModeHint();
   $("citation-close").addEventListener("click", hideCitation);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !$("citation-popup").hidden) hideCitation();
