@@ -97,7 +97,8 @@ def ask(
     sentences = split_sources(hits, model)
     evidence = rank_evidence(question, sentences, model, labels)
     numbered = [Citation.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
-    base = replace(base, grounded=True, evidence=evidence[:EVIDENCE_SHOWN], sources=numbered)
+    base = replace(base, grounded=True, evidence=evidence[:EVIDENCE_SHOWN], sources=numbered,
+                   raw_text="")  # fmt: skip
 
     def quoted(reason: str = "") -> Answer:
         answer = extractive(base, evidence, hits, reason)

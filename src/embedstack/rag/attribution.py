@@ -35,7 +35,6 @@ _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
-
 @dataclass(frozen=True)
 class AnswerSentence:
     """One sentence of the answer, what supports it, and whether that is enough."""
@@ -110,7 +109,14 @@ def attribute(
         cited = list(dict.fromkeys(sentences.units[i].source for i in backing))
         quote = sentences.units[backing[0]].text
         checked.append(
-            AnswerSentence(text, not reason, round(best, 4), cited if not reason else [],
-                           written, quote, reason)  # fmt: skip
+            AnswerSentence(
+                text,
+                not reason,
+                round(best, 4),
+                cited if not reason else [],
+                written,
+                quote,
+                reason,
+            )  # fmt: skip
         )
     return checked
