@@ -199,7 +199,8 @@ def test_endpoint_failures_are_clear(server, kb):
         result = kb.ask("Why does the printer jam?", llm=llm, stream=stream)
         answer = result if not stream else (list(result), result.answer)[1]
         assert answer.mode == "extractive" and answer.citations[0].chunk_id == "printer"
-        assert answer.fallback.startswith("the LLM failed") and words in answer.fallback
+        assert answer.fallback.startswith("the LLM failed")  # auto always streams: it stops early
+        assert words in answer.fallback or "malformed stream event" in answer.fallback
 
 
 def test_cli_ask_json_stream_and_history(server, kb, tmp_path):

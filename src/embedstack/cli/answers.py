@@ -77,7 +77,7 @@ def ask(
     if as_json:
         print_json(answer.to_dict())
         return
-    if answer.fallback and (stream or answer.raw_text.strip()):
+    if answer.fallback:
         out.print(Text(f"({answer.fallback}; quoting the sources instead)", style="yellow"))
     if not stream or answer.fallback:
         out.print(answer_text(answer))

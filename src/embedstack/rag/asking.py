@@ -10,7 +10,7 @@ from dataclasses import replace
 from embedstack.errors import InvalidInputError, LLMError
 from embedstack.models.base import EmbeddingModel
 from embedstack.rag.answer import Answer, Citation, marked
-from embedstack.rag.attribution import AnswerSentence, attribute
+from embedstack.rag.attribution import AnswerSentence, attribute, split_answer
 from embedstack.rag.evidence import Evidence, Sentences, rank_evidence, split_sources
 from embedstack.rag.llm import ChatModel, ContextWindowError, Message
 from embedstack.rag.prompt import NO_ANSWER, build_prompt, source_label
@@ -118,7 +118,9 @@ def ask(
         nonlocal prompt
         while True:
             try:
-                if stream:
+                if mode == "auto":  # streamed, to stop at the first unsupported sentence
+                    yield from until_unsupported(writer.stream(prompt.messages, answer_tokens))
+                elif stream:
                     yield from writer.stream(prompt.messages, answer_tokens)
                 else:
                     yield writer.chat(prompt.messages, answer_tokens)
@@ -132,6 +134,26 @@ def ask(
                     raise
                 failure.append(exc)
                 return
+
+    def until_unsupported(pieces: Iterator[str]) -> Iterator[str]:
+        """The pieces until a finished sentence fails the check, then no more: "auto" would
+        discard the rest, and the LLM stops writing it (the stream is closed)."""
+        text, checked = "", 0
+        seen = _of_sources(sentences, len(prompt.sources))
+        try:
+            for piece in pieces:
+                yield piece
+                text += piece
+                finished = split_answer(text)[:-1]  # the last may still be growing
+                for sentence, _ in finished[checked:]:
+                    verdict = attribute(sentence, question, seen, model, labels=labels)
+                    if not verdict[0].supported:
+                        return
+                checked = len(finished)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
 
     def finish(raw: str) -> Answer:
         if failure:
