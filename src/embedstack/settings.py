@@ -1,7 +1,7 @@
 """One settings object, read once from `EMBEDSTACK_*` environment variables.
 
-Explicit arguments always win; these are the defaults for the cache folder, the CPU threads
-and API keys. Nothing here changes the environment.
+Explicit arguments always win; these are the defaults for the cache folder, the CPU threads,
+API keys and the local LLM's runtime. Nothing here changes the environment.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Settings:
     cache_dir: Path  # EMBEDSTACK_CACHE_DIR, else $XDG_CACHE_HOME/embedstack, else ~/.cache/…
     threads: int | None  # EMBEDSTACK_THREADS; None: the CPUs this process may use
     api_key: str | None  # EMBEDSTACK_API_KEY, else OPENAI_API_KEY (for endpoints)
+    llm_runtime: str = "auto"  # EMBEDSTACK_LLM_RUNTIME: auto, llamacpp or transformers
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -38,7 +39,8 @@ class Settings:
                     f"EMBEDSTACK_THREADS must be a whole number, got {raw!r}"
                 ) from None
         api_key = environ.get("EMBEDSTACK_API_KEY") or environ.get("OPENAI_API_KEY") or None
-        return cls(cache_dir=cache_dir, threads=threads, api_key=api_key)
+        llm_runtime = environ.get("EMBEDSTACK_LLM_RUNTIME", "").strip().lower() or "auto"
+        return cls(cache_dir=cache_dir, threads=threads, api_key=api_key, llm_runtime=llm_runtime)
 
 
 @functools.cache

