@@ -147,7 +147,7 @@ class LocalChatModel:
         return "".join(self.stream(messages, max_tokens))
 
     def stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self._inputs(messages)
         prompt_tokens = inputs["input_ids"].shape[1]
@@ -157,6 +157,11 @@ class LocalChatModel:
             self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=POLL_SECONDS
         )
         failure: list[BaseException] = []
+        abandoned = threading.Event()  # the reader stopped early: stop generating
+
+        class WhenAbandoned(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs) -> bool:
+                return abandoned.is_set()
 
         def generate() -> None:
             try:
@@ -165,6 +170,7 @@ class LocalChatModel:
                         **inputs, max_new_tokens=max_tokens, do_sample=False, streamer=streamer,
                         repetition_penalty=REPETITION_PENALTY, stop_strings=STOP_STRINGS,
                         tokenizer=self._tokenizer,
+                        stopping_criteria=StoppingCriteriaList([WhenAbandoned()]),
                     )  # fmt: skip
             except BaseException as exc:  # surfaced to the caller below
                 failure.append(exc)
@@ -183,7 +189,10 @@ class LocalChatModel:
                     if not worker.is_alive():  # ended without telling the streamer
                         return
 
-        yield from until_stop(pieces(), STOP_STRINGS)
-        worker.join()
+        try:
+            yield from until_stop(pieces(), STOP_STRINGS)
+        finally:  # also when the reader closes the stream early ("auto" stopping a bad answer)
+            abandoned.set()
+            worker.join()
         if failure:
             raise failure[0]
