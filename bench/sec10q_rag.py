@@ -86,7 +86,7 @@ def run(kb: Collection, rows: list[dict], mode: str, args: argparse.Namespace) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default="extractive,generative,auto")
+    parser.add_argument("--modes", default="extractive,auto,generative")
     parser.add_argument("--llm", default="smollm2")
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--collection", type=Path, default=Path("/tmp/sec10q-kb"))
@@ -100,13 +100,16 @@ def main() -> None:
         rows = list(csv.DictReader(handle))[: args.limit or None]
     modes = args.modes.split(",")
     kb.ask(rows[0]["Question"], llm=args.llm, base_url=args.base_url)  # load the models first
-    results = {mode: run(kb, rows, mode, args) for mode in modes}
+    results: dict[str, dict[str, str]] = {}
+    for mode in modes:  # the table so far after each mode: a long run can be read as it goes
+        results[mode] = run(kb, rows, mode, args)
+        done = list(results)
+        print(f"\nSEC 10-Q RAG · llm {args.llm} · {len(rows)} questions · k={args.k} · {cpu()}")
+        print("| measure | " + " | ".join(done) + " |")
+        print("|---|" + "---|" * len(done))
+        for measure in results[done[0]]:
+            print(f"| {measure} | " + " | ".join(results[m][measure] for m in done) + " |")
     kb.close()
-    print(f"\nSEC 10-Q RAG · llm {args.llm} · {len(rows)} questions · k={args.k} · {cpu()}")
-    print("| measure | " + " | ".join(modes) + " |")
-    print("|---|" + "---|" * len(modes))
-    for measure in results[modes[0]]:
-        print(f"| {measure} | " + " | ".join(results[m][measure] for m in modes) + " |")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ MAX_QUESTION_CHARS = 4000  # a question, not a document: longer ones are refused
 EXTRACT_SOURCES = 4
 EXTRACT_MARGIN = 0.3
 EVIDENCE_SHOWN = 5  # evidence sentences every answer carries
-PROMPT_SENTENCES = 3  # per source: what the LLM reads instead of the whole chunk
+# Per source, what the LLM reads instead of the whole chunk: SEC prompts of 630 tokens (median)
+# instead of 807 with three sentences, 2,000 with whole chunks (docs/benchmarks.md).
+PROMPT_SENTENCES = 2
 REWRITE_SYSTEM = (
     "Rewrite the user's last question as one standalone question that can be understood "
     "without the conversation. Reply with the question only."
@@ -217,8 +219,9 @@ def extractive(base: Answer, evidence: list[Evidence], hits: list[Hit], reason: 
 
 
 def excerpts(hits: list[Hit], evidence: list[Evidence]) -> list[Hit]:
-    """Each source cut to its best few sentences, in their order in the chunk: a 135M model
-    answers better (and four times sooner) from 300 tokens of evidence than 1,800 of chunks."""
+    """Each source cut to its best few sentences, in their order in the chunk: on a CPU without
+    AVX-512, llama.cpp reads ~150 prompt tokens a second, so whole chunks cost SmolLM2 10-15 s
+    an answer (docs/benchmarks.md)."""
     out = []
     for number, hit in enumerate(hits, start=1):
         best = sorted([e for e in evidence if e.source == number], key=lambda e: -e.score)

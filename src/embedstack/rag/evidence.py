@@ -29,7 +29,10 @@ ANSWER_TYPE_BONUS = 0.1
 # Taken off a sentence cut by the chunk's edge ("when the checkpoint is missing, the"): it
 # reads as noise when quoted, and the neighbouring chunk holds it whole.
 FRAGMENT_PENALTY = 0.1
-SENTENCE_CHARS = 600  # a longer "sentence" (a run-on table or list) is cut into pieces
+SENTENCE_CHARS = 600
+# A line of fewer words and no figure is a heading or a label ("Other Legal Proceedings"): it
+# matches a question's words well and answers nothing.
+HEADING_WORDS = 5  # a longer "sentence" (a run-on table or list) is cut into pieces
 
 _WORD = re.compile(r"[a-z][a-z0-9'&.-]*[a-z0-9]|[a-z]", re.IGNORECASE)
 _NUMBER = re.compile(
@@ -105,6 +108,8 @@ def split_sources(hits: Sequence[Hit], model: EmbeddingModel) -> Sentences:
     for number, hit in enumerate(hits, start=1):
         for start, end in _pieces(sentence_spans(hit.text)):
             text = hit.text[start:end]
+            if len(text.split()) < HEADING_WORDS and not any(c.isdigit() for c in text):
+                continue
             cut = (start == 0 and text[0].islower()) or (
                 end == len(hit.text.rstrip()) and text[-1].isalpha() and len(text.split()) > 8
             )
