@@ -138,8 +138,9 @@ def test_bad_questions_are_refused_and_change_nothing(kb, tmp_path, model):
         for mode in ("extractive", "auto"):
             answer = empty.ask("Where are ONNX files cached?", mode=mode)
             assert not answer.grounded and answer.text == "The documents do not say."
-        empty.add(["12 34", "-- --"], ids=["digits", "dashes"])  # no sentence to quote
-        assert not empty.ask("What is 12 34?", mode="extractive", min_relevance=-1).grounded
+        empty.add(["12 34", "-- --", "Other Legal Proceedings"], ids=["digits", "dashes", "title"])
+        for question in ("What is 12 34?", "Any other legal proceedings?"):
+            assert not empty.ask(question, mode="extractive", min_relevance=-1).grounded
     finally:
         empty.close()
 

@@ -98,6 +98,8 @@ def ask(
     labels = [source_label(hit) for hit in hits]
     sentences = split_sources(hits, model)
     evidence = rank_evidence(question, sentences, model, labels)
+    if not evidence:  # headings and labels only: nothing that states anything
+        return _done(replace(base, seconds=time.perf_counter() - started), stream)
     numbered = [Citation.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
     base = replace(base, grounded=True, evidence=evidence[:EVIDENCE_SHOWN], sources=numbered,
                    raw_text="")  # fmt: skip
