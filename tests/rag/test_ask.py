@@ -13,6 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from embedstack import Collection
@@ -21,7 +22,7 @@ from embedstack.rag.asking import REWRITE_SYSTEM
 from embedstack.rag.llm import LLMError
 from embedstack.rag.loader import load_llm
 from embedstack.rag.local import DEFAULT_CONTEXT_WINDOW
-from tests.http_helpers import send_json
+from tests.http_helpers import send_chat_completion, send_json
 from tests.search.test_hybrid import DOCS
 
 # The first sentence says what source 1 says; the second is invented (a year and a maker that
@@ -56,30 +57,16 @@ def server():
                 return send_json(self, 400, too_long)
             rewriting = body["messages"][0]["content"] == REWRITE_SYSTEM
             reply = REWRITTEN if rewriting else REPLY
-            if body.get("stream"):
-                return self._stream(reply, malformed=mode == "malformed")
-            if mode == "malformed":
+            if mode == "malformed" and not body.get("stream"):
                 return send_json(self, 200, b'{"choices": [{"message": ')
-            answer = {"choices": [{"message": {"role": "assistant", "content": reply}}]}
-            send_json(self, 200, json.dumps(answer).encode())
+            broken = mode == "malformed"
+            send_chat_completion(self, reply, bool(body.get("stream")), malformed=broken)
 
         def do_GET(self):
             if self.path == "/window/v1/models":  # as vLLM lists a model's context length
                 models = {"data": [{"id": "other"}, {"id": "test", "max_model_len": 321}]}
                 return send_json(self, 200, json.dumps(models).encode())
             send_json(self, 404, b'{"error": "not found"}')
-
-        def _stream(self, reply, malformed):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            pieces = [reply[i : i + 7] for i in range(0, len(reply), 7)]
-            for piece in pieces:
-                event = {"choices": [{"delta": {"content": piece}}]}
-                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-                if malformed:
-                    self.wfile.write(b"data: {not json\n\n")
-            self.wfile.write(b"data: [DONE]\n\n")
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -265,6 +252,18 @@ def test_local_smollm2_in_process_and_served(kb):
         streamed = kb.ask(question, llm="openai:smollm2", base_url=url, answer_tokens=40,
                           stream=True)  # fmt: skip
         assert "".join(streamed) == local.raw_text
+        # A client that stops reading a stream (auto mode does, at an unsupported sentence)
+        # frees the model for the next request at once, not at its timeout.
+        body = {"model": "smollm2", "stream": True, "max_tokens": 200,
+                "messages": [{"role": "user", "content": "Tell a long story about lunch."}]}
+        with httpx.Client(timeout=30) as client:
+            for _ in range(2):
+                with client.stream("POST", f"{url}/chat/completions", json=body) as response:
+                    next(response.iter_lines())
+                started = time.monotonic()
+                reply = client.post(f"{url}/chat/completions", json={**body, "stream": False,
+                                                                     "max_tokens": 8})
+                assert reply.status_code == 200 and time.monotonic() - started < 20
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from embedstack.server.config import ServerConfig
+from tests.http_helpers import send_chat_completion
 from tests.ingest.makers import HTML_PAGE, write_docx, write_pdf
 from tests.server.conftest import API_KEY, LiveServer, running
 
@@ -448,23 +449,8 @@ def llm_endpoint():
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append(body)
-            self.send_response(200)
-            if not body.get("stream"):
-                reply = {"choices": [{"message": {"role": "assistant", "content": REPLY}}]}
-                payload = json.dumps(reply).encode()
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                return
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            for i in range(0, len(REPLY), 6):
-                event = {"choices": [{"delta": {"content": REPLY[i : i + 6]}}]}
-                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-                self.wfile.flush()
-                time.sleep(0.02)  # slow enough for the page to show the text streaming in
-            self.wfile.write(b"data: [DONE]\n\n")
+            # slow enough for the page to show the text streaming in
+            send_chat_completion(self, REPLY, bool(body.get("stream")), piece=6, pause=0.02)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -19,6 +19,7 @@ from embedstack.errors import ContextWindowError
 from embedstack.rows import check_text
 from embedstack.server.deps import State
 from embedstack.server.llm import SerializedChatModel
+from embedstack.server.streaming import stream_in_thread
 
 router = APIRouter()
 
@@ -67,16 +68,18 @@ async def chat(request: ChatRequest, state: State) -> Any:
     }  # fmt: skip
 
 
-def _events(
+async def _events(
     llm: SerializedChatModel, messages: list[dict[str, str]], max_tokens: int, reply_id: str
-) -> Iterator[str]:
+) -> AsyncIterator[str]:
     def event(delta: dict[str, str], finish: str | None = None) -> str:
         chunk = {"id": reply_id, "object": "chat.completion.chunk", "model": llm.name,
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
         return f"data: {json.dumps(chunk)}\n\n"
 
     yield event({"role": "assistant"})
-    for piece in llm.stream(messages, max_tokens):
+    # A client that stops reading (ask's auto mode, at an unsupported sentence) ends the
+    # generation and frees the LLM's turn at once.
+    async for piece in stream_in_thread(lambda: llm.stream(messages, max_tokens)):
         yield event({"content": piece})
     yield event({}, "stop")
     yield "data: [DONE]\n\n"
