@@ -65,3 +65,28 @@ def progress_tasks(
 
 def _advance(progress: Progress, task: TaskID, n: int) -> None:
     progress.advance(task, n)
+
+
+@contextmanager
+def progress_with_status(
+    total: int, description: str, *, enabled: bool = True, unit: str = "items"
+) -> Iterator[Callable[[int, str], None]]:
+    """A bar with a status text after it (a training loss); yields `update(n, status)`."""
+    if not enabled:
+        yield lambda n, status: None
+        return
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task(description, total=total, unit=unit, status="")
+
+        def update(n: int, status: str) -> None:
+            progress.update(task, advance=n, status=status)
+
+        yield update

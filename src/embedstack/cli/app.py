@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import typer
 
-from embedstack.cli import analysis, answers, collection, evaluation, models, serving, words
+from embedstack.cli import (
+    analysis,
+    answers,
+    collection,
+    evaluation,
+    models,
+    serving,
+    training,
+    words,
+)
 from embedstack.cli.classify import classify_app
 
 app = typer.Typer(
@@ -35,6 +44,7 @@ app.command()(analysis.cluster)
 app.command()(analysis.recommend)
 app.command("map")(analysis.draw_map)
 app.command()(analysis.duplicates)
+app.command()(training.finetune)
 
 app.add_typer(evaluation.eval_app, name="eval")
 app.add_typer(classify_app, name="classify")

@@ -63,7 +63,7 @@ def resolve_folder(request: LoadRequest) -> Encoder | None:
     resolved = str(path.resolve())
     cache_name = f"{path.resolve().name}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
     runner = _runner(cache_name, config, backend, keep_fp32=())
-    return Encoder(resolved, config, runner, _hidden_size(config), backend)
+    return Encoder(resolved, config, runner, hidden_size(config), backend)
 
 
 def _runner(
@@ -97,7 +97,8 @@ def _runner(
         return OnnxTransformer(build(rebuild=True))
 
 
-def _hidden_size(config: SbertConfig) -> int:
+def hidden_size(config: SbertConfig) -> int:
+    """The width of the transformer's vectors, from its config.json (no weights loaded)."""
     path = config.transformer_dir / "config.json"
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,244 @@
+"""The training run itself: pairs into a `datasets.Dataset`, hard negatives, the loss, and
+`SentenceTransformerTrainer` with a progress bar, timed checkpoints and a safe Ctrl-C.
+
+Imports transformers (and torch): only `finetune` imports this module, when it trains.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import transformers
+from transformers import PrinterCallback, TrainerCallback
+
+from embedstack.progress import progress_with_status
+from embedstack.training.options import FinetuneOptions
+from embedstack.training.pairs import TrainingPair
+
+# Trainer state in a checkpoint that a model folder does not need.
+STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
+               "training_args.bin")  # fmt: skip
+MINING_RANGE = 50  # negatives are drawn from each query's top 50 (ST's documented recipe)
+RELATIVE_MARGIN = 0.05  # a negative scores < 95% of the positive: near-ties may be unjudged hits
+CHECKPOINTS = "checkpoints"
+
+
+class FinetuneInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: `saved` is the model of the last checkpoint (None: none yet)."""
+
+    def __init__(self, saved: Path | None, step: int | None, total: int) -> None:
+        super().__init__()
+        self.saved, self.step, self.total = saved, step, total
+
+
+def train_model(
+    base_folder: Path,
+    pairs: Sequence[TrainingPair],
+    corpus: Sequence[str],
+    out: Path,
+    options: FinetuneOptions,
+    *,
+    callbacks: Sequence[Any] = (),
+    show_progress: bool = False,
+) -> tuple[int, list[tuple[int, float]]]:
+    """Train into a hidden folder beside `out` and rename it into place when done.
+
+    Returns (steps, [(step, loss)]). A crash leaves no `out`; Ctrl-C publishes the last
+    checkpoint as `out` and raises FinetuneInterrupted.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are local; never ask a hub
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+
+    quiet_libraries()
+    model = SentenceTransformer(str(base_folder), device="cpu")
+    dataset = to_dataset(pairs)
+    if options.hard_negatives:
+        dataset = mine_negatives(dataset, model, corpus, options, show_progress)
+    work = out.with_name(f".{out.name}.training-{os.getpid()}")
+    remove_tree(work)
+    progress = _Progress(show_progress)
+    checkpoints = _TimedCheckpoints(options.checkpoint_minutes * 60)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=training_arguments(work / CHECKPOINTS, options),
+        train_dataset=dataset,
+        loss=build_loss(model, options, base_folder),
+        callbacks=[progress, checkpoints, *callbacks],
+    )
+    trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no dict per step
+    try:
+        trainer.train()
+        model.save(str(work / "model"))
+        os.replace(work / "model", out)
+    except KeyboardInterrupt:
+        latest = latest_checkpoint(work / CHECKPOINTS)
+        if latest is not None:
+            promote_checkpoint(latest, out)
+        step = int(latest.name.rsplit("-", 1)[1]) if latest is not None else None
+        raise FinetuneInterrupted(out if latest else None, step, progress.total) from None
+    finally:
+        progress.close()
+        remove_tree(work)
+    return trainer.state.global_step, progress.losses
+
+
+def quiet_libraries() -> None:
+    """Our bars and messages only: no per-library bars, logs or deprecation chatter."""
+    import datasets
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def to_dataset(pairs: Sequence[TrainingPair]) -> Any:
+    """Columns anchor, positive[, negative]: the trainer reads them in this order. Given
+    negatives are kept only when every pair has one (a column cannot have holes)."""
+    from datasets import Dataset
+
+    columns: dict[str, list[str]] = {
+        "anchor": [p.query for p in pairs],
+        "positive": [p.positive for p in pairs],
+    }
+    if pairs and all(p.negative for p in pairs):
+        columns["negative"] = [p.negative or "" for p in pairs]
+    return Dataset.from_dict(columns)
+
+
+def mine_negatives(
+    dataset: Any, model: Any, corpus: Sequence[str], options: FinetuneOptions, show_progress: bool
+) -> Any:
+    """`options.hard_negatives` negatives per pair from the corpus: the most similar documents
+    that are not a positive of the query and score under 95% of its positive."""
+    from sentence_transformers.util import mine_hard_negatives
+
+    pairs_only = dataset.select_columns(["anchor", "positive"])
+    return mine_hard_negatives(
+        pairs_only, model, corpus=list(corpus), range_max=MINING_RANGE,
+        relative_margin=RELATIVE_MARGIN, num_negatives=options.hard_negatives,
+        sampling_strategy="top", output_format="n-tuple", batch_size=options.batch_size,
+        verbose=show_progress,
+    )  # fmt: skip
+
+
+def build_loss(model: Any, options: FinetuneOptions, base_folder: Path) -> Any:
+    """MultipleNegativesRankingLoss (in-batch and mined negatives), its cached variant (big
+    batches in small memory), or GISTEmbed (the frozen base model guides which in-batch
+    negatives are false ones); wrapped in MatryoshkaLoss when dimensions are given."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import losses
+
+    loss: Any
+    if options.loss == "cached-mnrl":
+        loss = losses.CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=min(32, options.batch_size)
+        )
+    elif options.loss == "gist":
+        guide = SentenceTransformer(str(base_folder), device="cpu")
+        loss = losses.GISTEmbedLoss(model, guide)
+    else:
+        loss = losses.MultipleNegativesRankingLoss(model)
+    if options.matryoshka:
+        loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=list(options.matryoshka))
+    return loss
+
+
+def training_arguments(output_dir: Path, options: FinetuneOptions) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.training_args import BatchSamplers
+
+    # Transformers 5 takes the warmup ratio as a float `warmup_steps`; 4 as `warmup_ratio`.
+    major = int(transformers.__version__.split(".", 1)[0])
+    warmup: dict[str, Any] = {"warmup_steps" if major >= 5 else "warmup_ratio": options.warmup_ratio}
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=options.epochs,
+        max_steps=options.max_steps or -1,
+        per_device_train_batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        **warmup,
+        # The same query twice in a batch makes its own positive a negative.
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",  # _TimedCheckpoints decides when
+        save_total_limit=1,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        seed=options.seed,
+        disable_tqdm=True,
+    )
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = [p for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()]
+    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def promote_checkpoint(checkpoint: Path, out: Path) -> None:
+    """Publish a trainer checkpoint as a model folder: its files minus the trainer state,
+    copied beside `out` and renamed into place, so `out` is never half written."""
+    staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
+    remove_tree(staging)
+    shutil.copytree(checkpoint, staging, ignore=shutil.ignore_patterns(*STATE_FILES))
+    os.replace(staging, out)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class _Progress(TrainerCallback):
+    """Draws the bar (loss and ETA) and keeps the training curve."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.losses: list[tuple[int, float]] = []
+        self.total = 0
+        self._stack = ExitStack()
+        self._update = lambda n, status: None
+        self._status = ""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.total = state.max_steps
+        self._update = self._stack.enter_context(
+            progress_with_status(self.total, "Fine-tuning", enabled=self.enabled, unit="steps")
+        )
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        loss = (logs or {}).get("loss")
+        if isinstance(loss, int | float) and math.isfinite(loss):
+            self.losses.append((state.global_step, float(loss)))
+            self._status = f"loss {loss:.4f}"
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._update(1, self._status)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class _TimedCheckpoints(TrainerCallback):
+    """Save every `seconds` of training (and never in a run shorter than that), so Ctrl-C
+    loses at most that much work whatever the step speed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = time.monotonic()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._last = time.monotonic()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if time.monotonic() - self._last >= self.seconds and state.global_step < state.max_steps:
+            control.should_save = True
+        return control
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._last = time.monotonic()
