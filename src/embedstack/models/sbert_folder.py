@@ -50,15 +50,13 @@ def read_sbert_folder(folder: Path) -> SbertConfig:
     for module in modules:
         kind = module.get("type", "")
         path = folder / module.get("path", "")
-        if kind.endswith("models.Transformer"):
+        # Class names, not module paths: sentence-transformers 6 moved them (models.Transformer
+        # became base.modules.transformer.Transformer) and saves folders with the new paths.
+        if kind.endswith(".Transformer"):
             transformer_dir = path
-        elif kind.endswith("models.Pooling"):
-            config = _read_json(path / "config.json")
-            chosen = [mode for key, mode in _POOLING_MODES.items() if config.get(key)]
-            if len(chosen) != 1:
-                raise ModelNotFoundError(f"unsupported pooling settings in {path}: {config}")
-            pooling = chosen[0]
-        elif kind.endswith("models.Normalize"):
+        elif kind.endswith(".Pooling"):
+            pooling = _pooling_mode(path / "config.json")
+        elif kind.endswith(".Normalize"):
             pass  # embedstack always L2-normalises
         else:
             raise ModelNotFoundError(
@@ -66,17 +64,39 @@ def read_sbert_folder(folder: Path) -> SbertConfig:
             )
     if transformer_dir is None:
         raise ModelNotFoundError(f"{folder} has no Transformer module in modules.json")
-    settings_file = transformer_dir / "sentence_bert_config.json"
-    settings = _read_json(settings_file) if settings_file.is_file() else {}
     tokenizer_file = transformer_dir / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise ModelNotFoundError(f"{transformer_dir} has no tokenizer.json")
     return SbertConfig(
         transformer_dir=transformer_dir,
         tokenizer_file=tokenizer_file,
-        max_seq_length=int(settings.get("max_seq_length", 512)),
+        max_seq_length=_max_seq_length(transformer_dir),
         pooling=pooling,
     )
+
+
+def _pooling_mode(config_file: Path) -> str:
+    """sentence-transformers 6 writes `"pooling_mode": "mean"`; earlier versions one flag each."""
+    config = _read_json(config_file)
+    named = config.get("pooling_mode")
+    chosen = [named] if named else [m for key, m in _POOLING_MODES.items() if config.get(key)]
+    if len(chosen) != 1 or chosen[0] not in _POOLING_MODES.values():
+        raise ModelNotFoundError(f"unsupported pooling settings in {config_file}: {config}")
+    return chosen[0]
+
+
+def _max_seq_length(transformer_dir: Path) -> int:
+    """sentence_bert_config.json's max_seq_length (up to version 5), else the tokenizer's
+    model_max_length (where version 6 keeps it), else 512."""
+    settings_file = transformer_dir / "sentence_bert_config.json"
+    settings = _read_json(settings_file) if settings_file.is_file() else {}
+    if "max_seq_length" in settings:
+        return int(settings["max_seq_length"])
+    tokenizer_config = transformer_dir / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        # Tokenizers without a limit say 1e30: cap at BERT's 512 positions.
+        return min(512, int(_read_json(tokenizer_config).get("model_max_length", 512)))
+    return 512
 
 
 def read_onnx_folder(onnx_path: Path) -> SbertConfig:

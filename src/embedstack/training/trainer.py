@@ -19,6 +19,7 @@ import transformers
 from transformers import PrinterCallback, TrainerCallback
 
 from embedstack.progress import progress_with_status
+from embedstack.settings import get_settings
 from embedstack.training.options import FinetuneOptions
 from embedstack.training.pairs import TrainingPair
 
@@ -116,7 +117,8 @@ def mine_negatives(
     dataset: Any, model: Any, corpus: Sequence[str], options: FinetuneOptions, show_progress: bool
 ) -> Any:
     """`options.hard_negatives` negatives per pair from the corpus: the most similar documents
-    that are not a positive of the query and score under 95% of its positive."""
+    that are not a positive of the query and score under 95% of its positive. The corpus
+    embeddings are cached (by model and corpus), so a second recipe on the same data is quick."""
     from sentence_transformers.util import mine_hard_negatives
 
     pairs_only = dataset.select_columns(["anchor", "positive"])
@@ -124,7 +126,7 @@ def mine_negatives(
         pairs_only, model, corpus=list(corpus), range_max=MINING_RANGE,
         relative_margin=RELATIVE_MARGIN, num_negatives=options.hard_negatives,
         sampling_strategy="top", output_format="n-tuple", batch_size=options.batch_size,
-        verbose=show_progress,
+        verbose=show_progress, cache_folder=str(get_settings().cache_dir / "hard-negatives"),
     )  # fmt: skip
 
 
@@ -152,11 +154,12 @@ def build_loss(model: Any, options: FinetuneOptions, base_folder: Path) -> Any:
 
 def training_arguments(output_dir: Path, options: FinetuneOptions) -> Any:
     from sentence_transformers import SentenceTransformerTrainingArguments
-    from sentence_transformers.training_args import BatchSamplers
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
     # Transformers 5 takes the warmup ratio as a float `warmup_steps`; 4 as `warmup_ratio`.
     major = int(transformers.__version__.split(".", 1)[0])
-    warmup: dict[str, Any] = {"warmup_steps" if major >= 5 else "warmup_ratio": options.warmup_ratio}
+    warmup_name = "warmup_steps" if major >= 5 else "warmup_ratio"
+    warmup: dict[str, Any] = {warmup_name: options.warmup_ratio}
     return SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=options.epochs,
