@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from embedstack.html_tables import HIT_COLUMNS, hit_row, html_table
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -38,6 +40,10 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
+
+    def _repr_html_(self) -> str:
+        """One row in a notebook; for a list of hits use `embedstack.html_tables.hits_table`."""
+        return html_table([hit_row(self)], HIT_COLUMNS)
 
 
 @dataclass(frozen=True)

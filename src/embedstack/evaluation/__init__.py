@@ -10,12 +10,14 @@ from embedstack.evaluation.classification import (
 )
 from embedstack.evaluation.clustering import evaluate_clustering, load_clustering
 from embedstack.evaluation.metrics import mrr_at_k, retrieval_metrics
+from embedstack.evaluation.report import EvalReport
 from embedstack.evaluation.retrieval import evaluate_retrieval
 from embedstack.evaluation.sts import StsPairs, evaluate_sts, load_sts
 
 __all__ = [
     "BeirDataset",
     "ClassificationData",
+    "EvalReport",
     "LabelledTexts",
     "StsPairs",
     "evaluate_classification",

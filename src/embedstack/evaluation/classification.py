@@ -33,6 +33,7 @@ import numpy as np
 
 from embedstack.errors import DatasetError, InvalidInputError
 from embedstack.evaluation.files import jsonl_rows, open_text
+from embedstack.evaluation.report import EvalReport
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 
 SEED = 42
@@ -194,7 +195,7 @@ def evaluate_classification(
     n_experiments: int = 10,
     batch_size: int = 32,
     show_progress: bool = False,
-) -> dict[str, Any]:
+) -> EvalReport:
     """MTEB's few-shot logistic-regression scores (means over experiments, and each one).
 
     Each text is embedded once: the test split, and the union of the experiments' training
@@ -231,19 +232,23 @@ def evaluate_classification(
         scores.append(score_experiment(x_train, y_train[picked], x_test, y_test))
     fit_seconds = time.perf_counter() - started
     means = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
-    return {
-        **means,
-        "main_score": means["accuracy"],
-        "accuracy_std": float(np.std([s["accuracy"] for s in scores])),
-        "scores_per_experiment": scores,
-        "n_experiments": n_experiments,
-        "samples_per_label": samples_per_label,
-        "n_labels": int(len(np.unique(y_train))),
-        "n_train_embedded": len(needed),
-        "n_test": len(dataset.test.texts),
-        "embed_seconds": embed_seconds,
-        "fit_seconds": fit_seconds,
-        "texts_per_s": (len(needed) + len(dataset.test.texts)) / embed_seconds,
-        "model": encoder.name,
-        "backend": encoder.backend,
-    }
+    return EvalReport(
+        {
+            **means,
+            "main_score": means["accuracy"],
+            "accuracy_std": float(np.std([s["accuracy"] for s in scores])),
+            "scores_per_experiment": scores,
+            "n_experiments": n_experiments,
+            "samples_per_label": samples_per_label,
+            "n_labels": int(len(np.unique(y_train))),
+            "n_train_embedded": len(needed),
+            "n_test": len(dataset.test.texts),
+            "embed_seconds": embed_seconds,
+            "fit_seconds": fit_seconds,
+            "texts_per_s": (len(needed) + len(dataset.test.texts)) / embed_seconds,
+            "model": encoder.name,
+            "backend": encoder.backend,
+        },
+        task="Classification",
+        data=data,
+    )

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from embedstack.errors import InvalidInputError
 from embedstack.evaluation.classification import LabelledTexts, read_labelled
+from embedstack.evaluation.report import EvalReport
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 
 SEED = 42
@@ -77,7 +77,7 @@ def evaluate_clustering(
     subset_size: int | None = None,
     batch_size: int = 32,
     show_progress: bool = False,
-) -> dict[str, Any]:
+) -> EvalReport:
     """Mean V-measure over the sets (MTEB's main score), each set's value, and timings.
 
     Each row is embedded once, however many sets hold it.
@@ -107,19 +107,23 @@ def evaluate_clustering(
         v_measure(vectors[position[rows]], [dataset.labels[i] for i in rows]) for rows in chosen
     ]
     cluster_seconds = time.perf_counter() - started
-    return {
-        "v_measure": float(np.mean(measures)),
-        "v_measure_std": float(np.std(measures)),
-        "v_measures": measures,
-        "main_score": float(np.mean(measures)),
-        "sets": len(chosen),
-        "set_size": len(chosen[0]),
-        "n_labels": len(set(dataset.labels)),
-        "n_embedded": len(needed),
-        "embed_seconds": embed_seconds,
-        "cluster_seconds": cluster_seconds,
-        "texts_per_s": len(needed) / embed_seconds,
-        "model": encoder.name,
-        "backend": encoder.backend,
-        "split": split,
-    }
+    return EvalReport(
+        {
+            "v_measure": float(np.mean(measures)),
+            "v_measure_std": float(np.std(measures)),
+            "v_measures": measures,
+            "main_score": float(np.mean(measures)),
+            "sets": len(chosen),
+            "set_size": len(chosen[0]),
+            "n_labels": len(set(dataset.labels)),
+            "n_embedded": len(needed),
+            "embed_seconds": embed_seconds,
+            "cluster_seconds": cluster_seconds,
+            "texts_per_s": len(needed) / embed_seconds,
+            "model": encoder.name,
+            "backend": encoder.backend,
+            "split": split,
+        },
+        task="Clustering",
+        data=data,
+    )

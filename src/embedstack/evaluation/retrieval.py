@@ -5,11 +5,11 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from embedstack.collection import Collection
 from embedstack.evaluation.beir import BeirDataset, load_beir
 from embedstack.evaluation.metrics import retrieval_metrics
+from embedstack.evaluation.report import EvalReport
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 from embedstack.progress import progress_bar
 from embedstack.search.rerank import Reranker
@@ -28,7 +28,7 @@ def evaluate_retrieval(
     mode: str = "hybrid",
     rerank: str | Reranker | None = None,
     show_progress: bool = False,
-) -> dict[str, Any]:
+) -> EvalReport:
     """Embed the corpus into a temporary collection, search every judged query, score the run.
 
     `mode` and `rerank` choose the search pipeline (as in `Collection.search`). Returns
@@ -63,18 +63,22 @@ def evaluate_retrieval(
         collection.close()
 
     run = ranked_run(query_ids, hits)
-    return {
-        **retrieval_metrics(dataset.qrels, run),
-        "docs_per_s": len(doc_ids) / docs_seconds,
-        "queries_per_s": len(query_ids) / queries_seconds,
-        "n_docs": len(doc_ids),
-        "n_queries": len(query_ids),
-        "model": encoder.name,
-        "backend": encoder.backend,
-        "split": split,
-        "mode": mode,
-        "rerank": rerank if isinstance(rerank, str | None) else rerank.name,
-    }
+    return EvalReport(
+        {
+            **retrieval_metrics(dataset.qrels, run),
+            "docs_per_s": len(doc_ids) / docs_seconds,
+            "queries_per_s": len(query_ids) / queries_seconds,
+            "n_docs": len(doc_ids),
+            "n_queries": len(query_ids),
+            "model": encoder.name,
+            "backend": encoder.backend,
+            "split": split,
+            "mode": mode,
+            "rerank": rerank if isinstance(rerank, str | None) else rerank.name,
+        },
+        task="Retrieval",
+        data=data,
+    )
 
 
 def ranked_run(query_ids: list[str], hits: list[list[Hit]]) -> dict[str, dict[str, float]]:

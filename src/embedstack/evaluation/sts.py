@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
 from embedstack.errors import DatasetError
+from embedstack.evaluation.report import EvalReport
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 
 
@@ -56,7 +56,7 @@ def evaluate_sts(
     split: str = "test",
     batch_size: int = 32,
     show_progress: bool = False,
-) -> dict[str, Any]:
+) -> EvalReport:
     """Spearman (MTEB's main score) and Pearson correlation of cosine similarity with gold."""
     pairs = data if isinstance(data, StsPairs) else load_sts(data, split)
     encoder = load_model(model) if isinstance(model, str) else model
@@ -65,12 +65,16 @@ def evaluate_sts(
     second = encoder.encode(pairs.second, batch_size=batch_size, show_progress_bar=show_progress)
     seconds = time.perf_counter() - started
     cosines = (first * second).sum(axis=1)
-    return {
-        "spearman": float(spearmanr(cosines, pairs.scores).statistic),
-        "pearson": float(pearsonr(cosines, pairs.scores).statistic),
-        "n_pairs": len(pairs.scores),
-        "sentences_per_s": 2 * len(pairs.scores) / seconds,
-        "model": encoder.name,
-        "backend": encoder.backend,
-        "split": split,
-    }
+    return EvalReport(
+        {
+            "spearman": float(spearmanr(cosines, pairs.scores).statistic),
+            "pearson": float(pearsonr(cosines, pairs.scores).statistic),
+            "n_pairs": len(pairs.scores),
+            "sentences_per_s": 2 * len(pairs.scores) / seconds,
+            "model": encoder.name,
+            "backend": encoder.backend,
+            "split": split,
+        },
+        task="STS",
+        data=data,
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from embedstack.html_tables import Html, format_number, html_table
 from embedstack.rag.attribution import AnswerSentence
 from embedstack.rag.evidence import Evidence
 from embedstack.rag.prompt import source_label
@@ -58,6 +60,60 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "unsupported": self.unsupported}
+
+    def _repr_html_(self) -> str:
+        """The answer as a notebook shows it: what a reader needs to trust it or not."""
+        return answer_html(self)
+
+
+def answer_html(answer: Answer) -> Html:
+    """Question, answer (unsupported sentences marked), fallback note, sources, evidence."""
+    how = answer.mode + (f" · {answer.llm}" if answer.llm else "")
+    how += f" · {format_number(answer.seconds, 2)} s"
+    parts = [
+        f"<p><b>Q:</b> {html.escape(answer.question)}</p>",
+        f"<p>{sentences_html(answer)}</p>",
+        f'<p style="color: gray">{html.escape(how)}</p>',
+    ]
+    if answer.fallback:
+        parts.append(f"<p><i>Fallback: {html.escape(answer.fallback)}</i></p>")
+    if answer.sources or answer.citations:
+        parts.append(sources_table(answer))
+    if answer.evidence:
+        rows = [(e.source, e.score, evidence_html(e)) for e in answer.evidence]
+        parts.append(html_table(rows, ("source", "score", "sentence"), caption="Evidence"))
+    return Html('<div class="embedstack-answer">\n' + "\n".join(parts) + "\n</div>")
+
+
+def sentences_html(answer: Answer) -> str:
+    """The answer text; each unsupported sentence struck through in red, with the reason."""
+    if not answer.sentences:
+        return html.escape(answer.text)
+    pieces = []
+    for sentence in answer.sentences:
+        text = html.escape(marked(sentence.text, sentence.sources))
+        if not sentence.supported:
+            why = html.escape(f"unsupported: {sentence.reason or 'no source says this'}")
+            text = f'<s style="color: #b00" title="{why}">{text}</s> <small>({why})</small>'
+        pieces.append(text)
+    return " ".join(pieces)
+
+
+def sources_table(answer: Answer) -> Html:
+    """Every source the answer drew on, the ones its text cites marked."""
+    cited = {c.number for c in answer.citations}
+    rows = [(c.number, "✓" if c.number in cited else "", c.label, c.quote)
+            for c in answer.sources or answer.citations]  # fmt: skip
+    return html_table(rows, ("n", "cited", "source", "quote"), caption="Sources")
+
+
+def evidence_html(evidence: Evidence) -> Html:
+    """The sentence, escaped, with what the question asks for in <mark>."""
+    text, pieces, last = evidence.text, [], 0
+    for start, end in evidence.highlights:
+        pieces += [html.escape(text[last:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
+        last = end
+    return Html("".join([*pieces, html.escape(text[last:])]))
 
 
 def marked(text: str, sources: list[int]) -> str:
