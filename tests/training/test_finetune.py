@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from transformers import TrainerCallback
@@ -15,6 +19,7 @@ from embedstack.errors import DatasetError, InvalidInputError, ModelNotFoundErro
 from embedstack.models.catalog import find_spec
 from embedstack.training import FinetuneOptions, finetune
 from embedstack.training.trainer import FinetuneInterrupted
+from tests.rag.test_ask import free_port
 
 pytest.importorskip("datasets")
 
@@ -29,6 +34,7 @@ PAIRS = [
     ("What is inflation?", "Inflation is the rate at which the price level rises."),
 ]
 TINY = FinetuneOptions(batch_size=4, max_steps=2)
+CLI = Path(sys.executable).with_name("embedstack")
 
 
 def write_pairs(path: Path, rows: list[dict]) -> Path:
@@ -49,11 +55,20 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def test_finetuned_model_works_through_the_product(pairs_file, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A real two-step fine-tune, shared by the tests that use its result."""
+    folder = tmp_path_factory.mktemp("tiny")
+    pairs = write_pairs(folder / "pairs.jsonl", [{"query": q, "positive": p} for q, p in PAIRS])
+    base_before = folder_digest(find_spec("all-MiniLM-L6-v2").locate())
+    report = finetune("all-MiniLM-L6-v2", pairs, folder / "models" / "tiny", TINY)
+    return report, base_before
+
+
+def test_finetuned_model_works_through_the_product(tiny_model, tmp_path):
+    report, base_before = tiny_model
+    out = Path(report.model)
     base = find_spec("all-MiniLM-L6-v2").locate()
-    base_before = folder_digest(base)
-    out = tmp_path / "models" / "tiny"
-    report = finetune("all-MiniLM-L6-v2", pairs_file, out, TINY)
 
     assert report.steps == 2 and report.pairs == {"labelled": len(PAIRS)}
     assert len(report.losses) == 2 and all(np.isfinite(loss) for _, loss in report.losses)
@@ -74,6 +89,36 @@ def test_finetuned_model_works_through_the_product(pairs_file, tmp_path):
     kb.add(texts, ids=[f"d{i}" for i in range(len(texts))])
     assert kb.search("Who wrote the play Hamlet?", k=1)[0].id == "d2"
     kb.close()
+
+
+def test_finetuned_model_served_on_v1_embeddings(tiny_model, tmp_path):
+    report, _ = tiny_model
+    port = free_port()
+    server = subprocess.Popen(
+        [str(CLI), "serve", "--port", str(port), "--collections", str(tmp_path / "kbs"),
+         "--model", report.model],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        texts = ["Who wrote Hamlet?", "Light is fast."]
+        reply = httpx.post(f"{url}/v1/embeddings", json={"input": texts}, timeout=120)
+        assert reply.status_code == 200, reply.text
+        served = np.array([row["embedding"] for row in reply.json()["data"]], dtype=np.float32)
+        local = load_model(report.model).encode(texts)
+        assert np.min(np.sum(served * local, axis=1)) > 0.999
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_ctrl_c_keeps_the_last_checkpoint(pairs_file, tmp_path):
