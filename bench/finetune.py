@@ -5,8 +5,10 @@
         [--pseudo title,ict] [--pipelines dense hybrid+builtin] [--json FILE]
 
 `--train` defaults to the --eval folder (its qrels/train.tsv); a collection folder trains on
-pseudo-queries from its chunks (no labels). Every pipeline is scored for the base model and the
-new one on the --eval test split, side by side on this machine. Prints one table.
+pseudo-queries from its chunks (no labels). `--unlabelled KB` first stores the --eval corpus in
+the collection KB (abstracts as text, titles as metadata; reused when it exists) and trains on
+its pseudo-queries: no query and no judgement is read. Every pipeline is scored for the base
+model and the new one on the --eval test split, side by side on this machine. Prints one table.
 """
 
 from __future__ import annotations
@@ -26,6 +28,23 @@ from analysis import machine  # noqa: E402  (bench/analysis.py: CPU model and SI
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
 
+def corpus_collection(beir: Path, folder: Path, model: str) -> None:
+    """The BEIR corpus as a user would store it: text, with the title as metadata."""
+    from embedstack import Collection
+    from embedstack.evaluation.files import jsonl_rows
+
+    if folder.exists():
+        return
+    rows = [record for _, record in jsonl_rows(beir / "corpus.jsonl") if record.get("text")]
+    with Collection.open(folder, model) as kb:
+        kb.add(
+            [r["text"] for r in rows],
+            ids=[str(r["_id"]) for r in rows],
+            metadata=[{"title": r.get("title") or ""} for r in rows],
+            show_progress=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -41,8 +60,12 @@ def main() -> None:
     parser.add_argument("--pseudo", default="title,ict")
     parser.add_argument("--llm-limit", type=int, default=200)
     parser.add_argument("--pipelines", nargs="+", default=["dense", "hybrid+builtin"])
+    parser.add_argument("--unlabelled", type=Path, help="collection to build from the corpus")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.unlabelled:
+        corpus_collection(args.eval, args.unlabelled, args.base)
+        args.train = args.unlabelled
     options = FinetuneOptions(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         loss=args.loss, hard_negatives=args.hard_negatives, max_pairs=args.max_pairs,

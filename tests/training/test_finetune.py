@@ -240,3 +240,16 @@ def test_mlflow_run_reads_back(pairs_file, tmp_path, monkeypatch):
     ours = load_model(str(tmp_path / "tracked"), "onnx").encode(["tracked model"])
     theirs = model.encode(["tracked model"], normalize_embeddings=True)
     assert float(np.dot(ours[0], theirs[0])) > 0.999
+
+
+def test_cli_errors_are_one_line(pairs_file, tmp_path):
+    from tests.cli.test_cli import assert_one_line_error, run
+
+    bad = write_pairs(tmp_path / "bad.jsonl", [{"query": "q"}])
+    result = run("finetune", "--train", bad, "--out", tmp_path / "m")
+    assert_one_line_error(result, "bad.jsonl:1", "positive")
+    result = run("finetune", "--train", pairs_file, "--out", tmp_path / "m", "--base", "glove")
+    assert_one_line_error(result, "cannot be fine-tuned")
+    result = run("finetune", "--train", pairs_file, "--out", tmp_path, "--loss", "mnrl")
+    assert_one_line_error(result, "already exists")
+    assert not (tmp_path / "m").exists()
