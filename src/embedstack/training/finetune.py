@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from importlib.util import find_spec as find_module
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.util import find_spec as find_module
 from pathlib import Path
 from typing import Any
 
