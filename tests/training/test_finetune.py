@@ -253,3 +253,17 @@ def test_cli_errors_are_one_line(pairs_file, tmp_path):
     result = run("finetune", "--train", pairs_file, "--out", tmp_path, "--loss", "mnrl")
     assert_one_line_error(result, "already exists")
     assert not (tmp_path / "m").exists()
+
+
+def test_pairs_without_a_mined_negative_are_kept():
+    from datasets import Dataset
+
+    from embedstack.training.trainer import keep_unmined
+
+    pairs = Dataset.from_dict({"anchor": ["q1", "q2", "q2"], "positive": ["p1", "p2", "p3"]})
+    mined = Dataset.from_dict({"anchor": ["q1"], "positive": ["p1"], "negative_1": ["p2"]})
+    corpus = ["p1", "p2", "p3", "other"]
+    kept = keep_unmined(pairs, mined, corpus, seed=0)
+    assert list(zip(kept["anchor"], kept["positive"], strict=True)) == [
+        ("q1", "p1"), ("q2", "p2"), ("q2", "p3")]  # fmt: skip
+    assert all(negative in ("p1", "other") for negative in kept["negative_1"][1:])
