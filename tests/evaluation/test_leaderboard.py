@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
 from embedstack.evaluation.beir import BeirDataset
 from embedstack.evaluation.leaderboard import (
@@ -67,7 +70,9 @@ def test_models_that_cannot_run_are_rows_with_a_reason(board):
 
 
 @needs_shared_data
-def test_rows_as_dicts_and_html(board):
+def test_rows_as_dicts_html_and_terminal_table(board):
+    from embedstack.cli.evaluation import print_leaderboard
+
     rows = json.loads(json.dumps(board.to_dicts()))
     assert [row["model"] for row in rows] == [row.model for row in board]
     assert {"ndcg_at_10", "recall_at_100", "query_ms", "memory_mb", "error"} <= rows[0].keys()
@@ -75,6 +80,25 @@ def test_rows_as_dicts_and_html(board):
     assert page.startswith("<table") and page.count("<tr") == len(board) + 1
     assert '<tr style="font-weight:bold"><td>all-MiniLM-L6-v2</td>' in page
     assert "unknown model &#x27;bogus-model&#x27;" in page  # escaped
+    console = Console(file=io.StringIO(), width=250)
+    print_leaderboard(board, console)
+    table = console.file.getvalue()
+    assert "nDCG@10" in table and "memory MB" in table and "not ranked because" in table
+    assert table.index("all-MiniLM-L6-v2") < table.index("glove-6b-50d") < table.index("bogus")
+
+
+@needs_shared_data
+def test_cli_json_with_max_docs(scifact):
+    from embedstack.cli.app import app
+
+    args = ["eval", "leaderboard", "--data", str(scifact), "--models", "glove-6b-50d,nope"]
+    result = CliRunner().invoke(app, [*args, "--max-docs", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["model"] for row in rows] == ["glove-6b-50d", "nope"]
+    assert rows[0]["n_docs"] >= 40 and 0 < rows[0]["ndcg_at_10"] <= 1
+    assert rows[1]["error"].startswith("unknown model 'nope'")
+    assert "--max-docs" in result.stderr  # the note goes to stderr, stdout stays JSON
 
 
 def test_subsample_keeps_every_judged_document():
@@ -106,3 +130,12 @@ def test_cache_state_sees_files_a_load_builds(tmp_path, monkeypatch):
     (tmp_path / "onnx").mkdir()
     (tmp_path / "onnx" / "model.onnx").write_bytes(b"weights")
     assert [(path, size) for path, size, _ in cache_state() - before] == [("onnx/model.onnx", 7)]
+
+
+def test_cli_bad_data_or_mode_fails_before_any_model(tmp_path):
+    from embedstack.cli.app import app
+
+    missing = CliRunner().invoke(app, ["eval", "leaderboard", "--data", str(tmp_path)])
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: missing ")
+    args = ["eval", "leaderboard", "--data", str(tmp_path), "--mode", "sparse"]
+    assert "mode must be one of" in CliRunner().invoke(app, args).stderr
