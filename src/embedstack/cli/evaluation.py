@@ -4,9 +4,10 @@ the commands, so that the CLI starts fast."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -19,6 +20,7 @@ from embedstack.cli.common import (
     ModeOpt,
     RerankOpt,
     check_model,
+    err,
     load_encoder,
     out,
     print_json,
@@ -26,11 +28,15 @@ from embedstack.cli.common import (
 )
 from embedstack.models import DEFAULT_MODEL
 
+if TYPE_CHECKING:
+    from embedstack.evaluation.leaderboard import Leaderboard
+
 eval_app = typer.Typer(
     help="Evaluate models and pipelines on standard data sets.", no_args_is_help=True
 )
 
 SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
+TEXT_FIELDS = ("model", "backend", "error")  # leaderboard columns aligned left
 
 
 def print_report(title: str, rows: list[tuple[str, str]]) -> None:
@@ -193,3 +199,64 @@ def eval_clustering(
         ("texts/s", f"{result['texts_per_s']:.1f}"),
     ]
     print_report(f"{data} · {result['model']} ({result['backend']})", rows)
+
+
+@eval_app.command("leaderboard")
+@user_errors
+def eval_leaderboard(
+    data: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated catalog names or model paths; 'installed' stands for every "
+            "installed catalog text model (the default)."
+        ),
+    ] = None,
+    split: SplitOpt = "test",
+    mode: ModeOpt = "dense",
+    sts: Annotated[
+        Path | None, typer.Option(help="STS Benchmark folder: adds a Spearman column.")
+    ] = None,
+    classification: Annotated[
+        Path | None, typer.Option(help="Folder with train.csv and test.csv: adds accuracy.")
+    ] = None,
+    max_docs: Annotated[
+        int | None,
+        typer.Option(help="Keep every judged document and sample others up to N (smoke runs)."),
+    ] = None,
+    batch_size: BatchOpt = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank embedding models on your own BEIR data: quality, speed, vector size and memory.
+
+    Each model runs in a fresh process, so its speed and peak memory are its own.
+    """
+    from embedstack.evaluation.leaderboard import leaderboard
+
+    board = leaderboard(
+        data, models, split=split, mode=mode, sts=sts, classification=classification,
+        max_docs=max_docs, batch_size=batch_size, show_progress=True,
+    )  # fmt: skip
+    if as_json:
+        for note in board.notes:
+            err.print(Text(note))
+        print_json(board.to_dicts())
+        return
+    print_leaderboard(board)
+
+
+def print_leaderboard(board: Leaderboard, console: Console = out) -> None:
+    """The leaderboard as a Rich table, the best model in bold green, notes below."""
+    table = Table(
+        title=Text(board.title()),
+        caption="memory: peak RSS increase while the model loads and embeds, each model in a "
+        "fresh process · query ms: median time to embed one query",
+    )
+    for header, name, _ in board.columns():
+        table.add_column(header, justify="left" if name in TEXT_FIELDS else "right")
+    for row, cells in zip(board.rows, board.cells(), strict=True):
+        style = "bold green" if row is board.best else None
+        table.add_row(*(Text(cell) for cell in cells), style=style)
+    console.print(table)
+    for note in board.notes:
+        console.print(Text(note))
