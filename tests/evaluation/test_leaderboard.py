@@ -78,7 +78,7 @@ def test_rows_as_dicts_html_and_terminal_table(board):
     assert {"ndcg_at_10", "recall_at_100", "query_ms", "memory_mb", "error"} <= rows[0].keys()
     page = board._repr_html_()
     assert page.startswith("<table") and page.count("<tr") == len(board) + 1
-    assert '<tr style="font-weight:bold"><td>all-MiniLM-L6-v2</td>' in page
+    assert "★ all-MiniLM-L6-v2</td>" in page  # the best model, marked
     assert "unknown model &#x27;bogus-model&#x27;" in page  # escaped
     console = Console(file=io.StringIO(), width=250)
     print_leaderboard(board, console)

@@ -37,6 +37,13 @@ BackendOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
 ModeOpt = Annotated[str, typer.Option(help="hybrid | dense | keyword.")]
+MlflowOpt = Annotated[
+    bool, typer.Option("--mlflow", help="Log parameters, metrics (and models) to MLflow.")
+]
+MlflowUriOpt = Annotated[
+    str,
+    typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: a file here)."),
+]
 RerankOpt = Annotated[
     str | None,
     typer.Option(help="Rerank the top candidates: 'builtin' or a CrossEncoder folder."),
@@ -114,3 +121,13 @@ def load_encoder(model: str, backend: str | None, base_url: str | None = None):
 
     with err.status(f"Loading {model}…"):
         return load_model(model, backend, base_url=base_url)
+
+
+def track_eval(uri: str, command: str, params: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """Log one evaluation to MLflow and say which run it is (on stderr: --json stays clean)."""
+    from embedstack.tracking import tracked_run
+
+    with tracked_run(uri, f"eval {command}", {"embedstack.command": f"eval {command}"}) as run:
+        run.log_params(params)
+        run.log_metrics(metrics)
+    err.print(f"MLflow run {run.id} ({uri})")

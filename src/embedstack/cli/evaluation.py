@@ -3,6 +3,7 @@ the commands, so that the CLI starts fast."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +17,8 @@ from embedstack.cli.common import (
     BaseUrlOpt,
     BatchOpt,
     JsonOpt,
+    MlflowOpt,
+    MlflowUriOpt,
     ModelOpt,
     ModeOpt,
     RerankOpt,
@@ -24,6 +27,7 @@ from embedstack.cli.common import (
     load_encoder,
     out,
     print_json,
+    track_eval,
     user_errors,
 )
 from embedstack.models import DEFAULT_MODEL
@@ -59,6 +63,8 @@ def eval_retrieval(
     batch_size: BatchOpt = 32,
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = None,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set, for the chosen search pipeline."""
@@ -71,6 +77,9 @@ def eval_retrieval(
         dataset, encoder, split=split, batch_size=batch_size, mode=mode, rerank=rerank,
         show_progress=True,
     )  # fmt: skip
+    if mlflow:
+        params = {"data": data, "split": split, "model": model, "mode": mode, "rerank": rerank}
+        track_eval(mlflow_uri, "retrieval", {**params, "backend": result["backend"]}, result)
     if as_json:
         print_json(result)
         return
@@ -93,6 +102,8 @@ def eval_sts(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Spearman correlation of cosine similarity with gold scores (MTEB's STS protocol)."""
@@ -102,6 +113,9 @@ def eval_sts(
     pairs = load_sts(data, split)
     encoder = load_encoder(model, backend, base_url)
     result = evaluate_sts(pairs, encoder, split=split, batch_size=batch_size, show_progress=True)
+    if mlflow:
+        track_eval(mlflow_uri, "sts", {"data": data, "split": split, "model": model,
+                   "backend": result["backend"]}, result)  # fmt: skip
     if as_json:
         print_json(result)
         return
@@ -128,6 +142,8 @@ def eval_classification(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Few-shot logistic-regression accuracy and F1, following MTEB 1.12's protocol exactly."""
@@ -140,6 +156,10 @@ def eval_classification(
         dataset, encoder, samples_per_label=samples_per_label, n_experiments=n_experiments,
         batch_size=batch_size, show_progress=True,
     )  # fmt: skip
+    if mlflow:
+        track_eval(mlflow_uri, "classification", {"data": data, "model": model,
+                   "samples_per_label": samples_per_label, "n_experiments": n_experiments,
+                   "backend": result["backend"]}, result)  # fmt: skip
     if as_json:
         print_json(result)
         return
@@ -174,6 +194,8 @@ def eval_clustering(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
     as_json: JsonOpt = False,
 ) -> None:
     """V-measure of mini-batch k-means clusters against the labels (MTEB 1.12's protocol)."""
@@ -189,6 +211,10 @@ def eval_clustering(
         show_progress=True,
     )  # fmt: skip
     result["split"] = split
+    if mlflow:
+        track_eval(mlflow_uri, "clustering", {"data": data, "split": split, "model": model,
+                   "sets": sets, "subset_size": subset_size, "backend": result["backend"]},
+                   result)  # fmt: skip
     if as_json:
         print_json(result)
         return
@@ -225,6 +251,8 @@ def eval_leaderboard(
         typer.Option(help="Keep every judged document and sample others up to N (smoke runs)."),
     ] = None,
     batch_size: BatchOpt = 32,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Rank embedding models on your own BEIR data: quality, speed, vector size and memory.
@@ -237,6 +265,11 @@ def eval_leaderboard(
         data, models, split=split, mode=mode, sts=sts, classification=classification,
         max_docs=max_docs, batch_size=batch_size, show_progress=True,
     )  # fmt: skip
+    if mlflow:
+        metrics = {f"{row.model}.{key}": value for row in board for key, value in
+                   asdict(row).items() if key != "model"}  # fmt: skip
+        track_eval(mlflow_uri, "leaderboard", {"data": data, "split": split, "mode": mode,
+                   "models": ",".join(row.model for row in board)}, metrics)  # fmt: skip
     if as_json:
         for note in board.notes:
             err.print(Text(note))

@@ -8,17 +8,19 @@ from typing import Annotated
 
 import typer
 
-from embedstack.cli.common import BaseUrlOpt, JsonOpt, err, fail, out, print_json, user_errors
+from embedstack.cli.common import (
+    BaseUrlOpt,
+    JsonOpt,
+    MlflowOpt,
+    MlflowUriOpt,
+    err,
+    fail,
+    out,
+    print_json,
+    user_errors,
+)
 from embedstack.cli.evaluation import print_report
 from embedstack.models import DEFAULT_MODEL
-
-MlflowOpt = Annotated[
-    bool, typer.Option("--mlflow", help="Log parameters, metrics and the model to MLflow.")
-]
-MlflowUriOpt = Annotated[
-    str,
-    typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: a file here)."),
-]
 
 
 def parse_dims(raw: str | None) -> tuple[int, ...]:

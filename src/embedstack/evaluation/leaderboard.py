@@ -43,6 +43,7 @@ from embedstack.evaluation.classification import (
 )
 from embedstack.evaluation.retrieval import evaluate_retrieval
 from embedstack.evaluation.sts import StsPairs, evaluate_sts, load_sts
+from embedstack.html_tables import html_table
 from embedstack.models import CATALOG, EmbeddingModel, ModelSpec, find_spec, load_model
 from embedstack.models.onnx_export import cache_root
 from embedstack.search.options import MODES
@@ -141,21 +142,13 @@ class Leaderboard:
         return len(self.rows)
 
     def _repr_html_(self) -> str:
-        return self._html_table()
-
-    def _html_table(self) -> str:
-        """A plain HTML table for notebooks; the best model's row is bold."""
-        head = "".join(f"<th>{html.escape(header)}</th>" for header, _, _ in self.columns())
-        body = []
-        for row, cells in zip(self.rows, self.cells(), strict=True):
-            style = ' style="font-weight:bold"' if row is self.best else ""
-            tds = "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
-            body.append(f"<tr{style}>{tds}</tr>")
+        """A table for notebooks; the best model's name is marked (every cell is escaped)."""
+        headers = [header for header, _, _ in self.columns()]
+        cells = self.cells()
+        if self.best is not None and cells:
+            cells[0][0] = f"★ {cells[0][0]}"
         notes = "".join(f"<p>{html.escape(note)}</p>" for note in self.notes)
-        return (
-            f"<table><caption>{html.escape(self.title())}</caption>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"
-        )
+        return html_table(cells, headers, caption=self.title()) + notes
 
 
 def format_cell(value: Any, spec: str) -> str:
