@@ -55,7 +55,7 @@ CACHE_FILE = "embedding-cache.db"
 MAP_LIMIT = 20_000  # points drawn on a map; past it, an evenly spread sample
 
 
-def _canonical_name(model: str | None) -> str | None:
+def canonical_model_name(model: str | None) -> str | None:
     """Catalog names and aliases map to the catalog name; local paths to their absolute path."""
     if model is None or model.startswith("openai:"):
         return model
@@ -147,7 +147,7 @@ class Collection:
         check_whole_number("cache_size", cache_size)
         folder = Path(path)
         encoder = None if model is None or isinstance(model, str) else model
-        wanted = encoder.name if encoder is not None else _canonical_name(model)  # type: ignore[arg-type]
+        wanted = encoder.name if encoder is not None else canonical_model_name(model)  # type: ignore[arg-type]
         if (folder / CONFIG_FILE).is_file():
             config = CollectionConfig.read(folder)
             if wanted is not None and wanted != config.model:

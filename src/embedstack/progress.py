@@ -63,6 +63,16 @@ def progress_tasks(
         yield tuple(functools.partial(_advance, progress, task) for task in ids)
 
 
+@contextmanager
+def status(message: str, *, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr for a wait of unknown length (loading a model), when `enabled`."""
+    if not enabled:
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
+
+
 def _advance(progress: Progress, task: TaskID, n: int) -> None:
     progress.advance(task, n)
 

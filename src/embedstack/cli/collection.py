@@ -1,4 +1,4 @@
-"""Collection commands: add, ingest, search, info, delete (registered in app.py).
+"""Collection commands: add, ingest, search, info, check, reindex, delete (see app.py).
 
 Named `collection`, not `collections`: a module named like the standard library's would
 shadow it whenever this folder is on sys.path (a script or a REPL started here).
@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from embedstack.cli.common import (
+    BackendOpt,
     BatchOpt,
     CollectionArg,
     JsonOpt,
@@ -243,6 +244,53 @@ def check(collection: CollectionArg, as_json: JsonOpt = False) -> None:
         out.print(f"{collection}: ok ({count} chunks)")
     if problems:
         raise typer.Exit(1)
+
+
+@user_errors
+def reindex(
+    collection: CollectionArg,
+    model: Annotated[
+        str, typer.Option(help="The new model: a catalog name or a model folder/.onnx path.")
+    ],
+    backend: BackendOpt = None,
+    batch_size: BatchOpt = 32,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Re-embed with the same model (after its files changed)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-embed a collection with another model; it keeps serving until an atomic swap.
+
+    Ids, texts, metadata and the ingest manifest are kept. On any error the collection is
+    left as it was. Restart servers that have it open: they keep the old files until then.
+    """
+    from embedstack.reindex import reindex as run_reindex
+
+    report = run_reindex(
+        collection, model, backend=backend, batch_size=batch_size, force=force,
+        show_progress=not as_json,
+    )  # fmt: skip
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(
+        Text(
+            f"Re-embedded {report.rows} rows ({report.sources} files) of {collection} with "
+            f"{report.new_model} ({report.new_dim}-d; was {report.old_model}, "
+            f"{report.old_dim}-d) in {report.seconds:.1f} s."
+        ),
+        soft_wrap=True,
+    )
+    if report.long_chunks:
+        err.print(
+            Text(
+                f"note: {report.long_chunks} chunks are longer than {report.new_model} reads "
+                "and were cut; ingest their files again to re-chunk them",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
 
 
 @user_errors

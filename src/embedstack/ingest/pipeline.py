@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,15 +200,15 @@ class Ingestor:
         metadatas: list[dict[str, Any]] = []
         embed_texts: list[str] = []
         for document in documents:
-            chunks = self.chunker.split(document)
-            context = self._context(document) if document.record is None else ""
-            for index, chunk in enumerate(chunks):
+            for index, chunk in enumerate(self.chunker.split(document)):
                 row = f"row{document.record}/" if document.record is not None else ""
+                metadata = _metadata(path, format, document, index, chunk)
                 ids.append(f"{path}#{row}{index}")
                 texts.append(chunk.text)
-                metadatas.append(_metadata(path, format, document, index, chunk))
-                header = self._context_line(context, chunk)
-                embed_texts.append(f"{header}\n\n{chunk.text}" if header else chunk.text)
+                metadatas.append(metadata)
+                embed_texts.append(
+                    embedding_text(chunk.text, metadata, self.counter, self.context_tokens)
+                )
         if not texts:
             raise IngestError("no text found")
         validate_rows(texts, ids, metadatas)
@@ -220,22 +220,6 @@ class Ingestor:
             f"text too long: {chars:,} characters (limit {self.max_chars:,}; "
             "raise it with --max-chars)"
         )
-
-    @staticmethod
-    def _context(document: Document) -> str:
-        """File stem and title: what a chunk deep inside a file no longer says itself."""
-        parts = [document.source.stem]
-        if document.title and document.title.lower() != document.source.stem.lower():
-            parts.append(document.title)
-        return " — ".join(parts)
-
-    def _context_line(self, context: str, chunk: TextChunk) -> str:
-        """The header embedded with a chunk (not stored): file, title, heading path."""
-        if not self.context_tokens or not context:
-            return ""
-        line = context + (f" / {' > '.join(chunk.heading_path)}" if chunk.heading_path else "")
-        windows = self.counter.windows(line, self.context_tokens, 0)
-        return line[: windows[0][1]] if windows else ""
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -297,3 +281,42 @@ def _metadata(
         for key, value in document.metadata.items():
             meta[f"field_{key}" if key in RESERVED_KEYS else key] = value
     return meta
+
+
+def embedding_text(
+    text: str, metadata: Mapping[str, Any], counter: TokenCounter, context_tokens: int
+) -> str:
+    """What ingest embeds for a chunk: its text under a context header (not stored).
+
+    The header is rebuilt from the chunk's stored metadata alone, so that `reindex` can embed
+    stored chunks with another model exactly as ingest would have.
+    """
+    header = context_header(metadata, counter, context_tokens)
+    return f"{header}\n\n{text}" if header else text
+
+
+def context_header(metadata: Mapping[str, Any], counter: TokenCounter, context_tokens: int) -> str:
+    """The header "file — title / heading path", cut to `context_tokens`: what a chunk deep
+    inside a file no longer says itself. CSV/JSONL rows ("row" in the metadata) get none."""
+    source = metadata.get("source")
+    if not context_tokens or not isinstance(source, str) or not source or "row" in metadata:
+        return ""
+    stem = Path(source).stem
+    title = metadata.get("title")
+    line = stem
+    if isinstance(title, str) and title and title.lower() != stem.lower():
+        line += f" — {title}"
+    heading = metadata.get("heading")
+    if isinstance(heading, str) and heading:
+        line += f" / {heading}"
+    windows = counter.windows(line, context_tokens, 0)
+    return line[: windows[0][1]] if windows else ""
+
+
+def recipe_context_tokens(recipe: str) -> int:
+    """The context header's token budget a manifest entry's chunks were embedded with."""
+    try:
+        tokens = json.loads(recipe).get("context_tokens", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return tokens if isinstance(tokens, int) and tokens > 0 else 0
