@@ -232,11 +232,20 @@ def test_eval_retrieval_json(tmp_path):
 def test_eval_sts_json(tmp_path):
     from tests.evaluation.test_sts import sts_slice
 
-    result = run("eval", "sts", "--data", sts_slice(tmp_path / "sts", 100), "--json")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    data = sts_slice(tmp_path / "sts", 100)
+    result = run("eval", "sts", "--data", data, "--json", "--mlflow", "--mlflow-uri", uri)
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)  # the MLflow note goes to stderr: stdout stays JSON
     assert 0.6 < report["spearman"] < 0.95 and report["n_pairs"] == 100
     assert report["backend"] == "onnx-int8"
+
+    mlflow = pytest.importorskip("mlflow")
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["embedstack"], output_format="list")
+    assert len(runs) == 1 and runs[0].info.run_id in result.stderr
+    assert runs[0].data.metrics["spearman"] == pytest.approx(report["spearman"])
+    assert runs[0].data.params["data"] == str(data)
 
 
 def test_eval_sts_missing_split(tmp_path):
