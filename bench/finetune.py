@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from analysis import machine  # bench/analysis.py: CPU model and SIMD flags
 
 from embedstack.evaluation.retrieval import evaluate_retrieval
 from embedstack.models import load_model
 from embedstack.training import FinetuneOptions, finetune
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis import machine  # noqa: E402  (bench/analysis.py: CPU model and SIMD flags)
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
@@ -61,6 +59,7 @@ def main() -> None:
     parser.add_argument("--llm-limit", type=int, default=200)
     parser.add_argument("--pipelines", nargs="+", default=["dense", "hybrid+builtin"])
     parser.add_argument("--unlabelled", type=Path, help="collection to build from the corpus")
+    parser.add_argument("--skip-base", action="store_true", help="score the new model only")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.unlabelled:
@@ -83,7 +82,7 @@ def main() -> None:
     rows = []
     for pipeline in args.pipelines:
         mode, _, rerank = pipeline.partition("+")
-        for name in (args.base, str(args.out)):
+        for name in (str(args.out),) if args.skip_base else (args.base, str(args.out)):
             result = evaluate_retrieval(args.eval, load_model(name), mode=mode,
                                         rerank=rerank or None)  # fmt: skip
             rows.append({"pipeline": pipeline, "model": name,

@@ -57,7 +57,7 @@ def finetune(
     ] = None,
     hard_negatives: Annotated[
         int, typer.Option(help="Negatives per pair mined from the corpus (0: in-batch only).")
-    ] = 0,
+    ] = 1,
     max_pairs: Annotated[int | None, typer.Option(help="Train on a sample of this many.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     pseudo: Annotated[

