@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 from http.server import BaseHTTPRequestHandler
+
+import httpx
 
 
 def send_json(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
@@ -43,3 +46,15 @@ def send_chat_completion(
         handler.wfile.flush()
         time.sleep(pause)
     handler.wfile.write(b"data: [DONE]\n\n")
+
+
+def wait_for_health(url: str, server: subprocess.Popen, timeout: float = 120) -> httpx.Response:
+    """GET `url`/health until the server answers; fail with its stderr if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(f"{url}/health", timeout=2)
+        except httpx.TransportError:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.http_helpers import wait_for_health
 from tests.rag.test_ask import free_port
 
 CLI = Path(sys.executable).with_name("embedstack")
@@ -38,15 +38,7 @@ def test_serve_answers_on_loopback_with_its_key(tmp_path):
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read()
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.3)
+        health = wait_for_health(url, server)
         assert health.json()["status"] == "ok"  # /health needs no key
         body = {"input": "hello"}
         assert httpx.post(f"{url}/v1/embeddings", json=body, timeout=60).status_code == 401

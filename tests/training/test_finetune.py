@@ -6,7 +6,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from embedstack.errors import DatasetError, InvalidInputError, ModelNotFoundErro
 from embedstack.models.catalog import find_spec
 from embedstack.training import FinetuneOptions, finetune
 from embedstack.training.trainer import FinetuneInterrupted
+from tests.http_helpers import wait_for_health
 from tests.rag.test_ask import free_port
 
 pytest.importorskip("datasets")
@@ -101,15 +101,7 @@ def test_finetuned_model_served_on_v1_embeddings(tiny_model, tmp_path):
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.3)
+        wait_for_health(url, server)
         texts = ["Who wrote Hamlet?", "Light is fast."]
         reply = httpx.post(f"{url}/v1/embeddings", json={"input": texts}, timeout=120)
         assert reply.status_code == 200, reply.text
