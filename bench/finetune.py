@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--loss", default="mnrl")
-    parser.add_argument("--hard-negatives", type=int, default=0)
+    parser.add_argument("--hard-negatives", type=int, default=1)
     parser.add_argument("--max-pairs", type=int)
     parser.add_argument("--pseudo", default="title,ict")
     parser.add_argument("--llm-limit", type=int, default=200)

@@ -7,8 +7,10 @@ MLflow is an extra (`pip install "embedstack[mlflow]"`) and is imported only whe
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ class Run:
         `mlflow.sentence_transformers.load_model(f"runs:/{id}/model")` gives it back."""
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(folder), device="cpu")
+        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         # Explicit requirements: inferring them imports and probes the whole environment.
         self._mlflow.sentence_transformers.log_model(
             model, name="model", pip_requirements=["sentence-transformers", "torch"]
@@ -54,8 +56,10 @@ class Run:
 
 
 def _metric_name(name: str) -> str:
-    """MLflow metric names allow letters, digits and _-./ and spaces; '@' is not among them."""
-    return name.replace("@", "_at_")
+    """MLflow metric names allow letters, digits, `_-. :/` and must read as a clean relative
+    path: '@' becomes `_at_`, anything else it rejects (a model's path) `_`."""
+    name = re.sub(r"[^\w\-. :]", "_", name.replace("@", "_at_"))
+    return name.lstrip("._ ") or "metric"
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -80,7 +84,26 @@ def tracked_run(
             f'--mlflow needs MLflow: pip install "embedstack[mlflow]" ({exc})'
         ) from None
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    mlflow.set_tracking_uri(resolve_uri(uri))
+    uri = resolve_uri(uri)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location(uri))
     mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as run:
+    nested = mlflow.active_run() is not None  # inside the caller's own run: a child of it
+    with mlflow.start_run(run_name=run_name, tags=dict(tags or {}), nested=nested) as run:
         yield Run(mlflow, run)
+
+
+def artifact_location(uri: str) -> str | None:
+    """Models beside a SQLite database (`mlartifacts/` next to the file), not in whatever
+    folder the first run happened to start in; other stores choose for themselves."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.resolve().parent / "mlartifacts").as_uri()
+
+
+def require_mlflow() -> None:
+    """Fail before hours of training when the extra is missing, not after."""
+    if find_spec("mlflow") is None:
+        raise InvalidInputError('--mlflow needs MLflow: pip install "embedstack[mlflow]"')

@@ -120,7 +120,7 @@ def test_ctrl_c_keeps_the_last_checkpoint(pairs_file, tmp_path):
                 raise KeyboardInterrupt
 
     out = tmp_path / "stopped"
-    options = FinetuneOptions(batch_size=4, max_steps=6, checkpoint_minutes=0)
+    options = FinetuneOptions(batch_size=4, max_steps=6, checkpoint_minutes=1e-9)  # every step
     with pytest.raises(FinetuneInterrupted) as stopped:
         finetune("all-MiniLM-L6-v2", pairs_file, out, options, callbacks=[CtrlC()])
     assert stopped.value.saved == out and stopped.value.step == 2 and stopped.value.total == 6
@@ -216,9 +216,8 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(pairs_file, tmp_path):
     assert not any((tmp_path / name).exists() for name in "abcd")
 
 
-def test_mlflow_run_reads_back(pairs_file, tmp_path, monkeypatch):
+def test_mlflow_run_reads_back(pairs_file, tmp_path):
     mlflow = pytest.importorskip("mlflow")
-    monkeypatch.chdir(tmp_path)  # artifacts land beside the database, in the working folder
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     report = finetune("all-MiniLM-L6-v2", pairs_file, tmp_path / "tracked", TINY, mlflow=uri)
 
@@ -228,6 +227,9 @@ def test_mlflow_run_reads_back(pairs_file, tmp_path, monkeypatch):
     assert run.data.params["base"] == "all-MiniLM-L6-v2" and run.data.params["loss"] == "mnrl"
     history = mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss")
     assert [m.step for m in history] == [1, 2]
+    assert (tmp_path / "mlartifacts").is_dir()  # the model is kept beside the database
+    provenance = json.loads((tmp_path / "tracked" / "embedstack_training.json").read_text())
+    assert provenance["mlflow_run"] == run.info.run_id
     model = mlflow.sentence_transformers.load_model(f"runs:/{run.info.run_id}/model")
     ours = load_model(str(tmp_path / "tracked"), "onnx").encode(["tracked model"])
     theirs = model.encode(["tracked model"], normalize_embeddings=True)

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from embedstack.collection import Collection
 from embedstack.errors import EmbedstackError
+from embedstack.tracking import DEFAULT_URI
 
 out = Console()
 err = Console(stderr=True)
@@ -44,6 +45,7 @@ MlflowUriOpt = Annotated[
     str,
     typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: a file here)."),
 ]
+DEFAULT_MLFLOW_URI = DEFAULT_URI  # a light import: MLflow itself loads only when a run starts
 RerankOpt = Annotated[
     str | None,
     typer.Option(help="Rerank the top candidates: 'builtin' or a CrossEncoder folder."),

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from embedstack.cli.common import (
+    DEFAULT_MLFLOW_URI,
     BackendOpt,
     BaseUrlOpt,
     BatchOpt,
@@ -64,7 +65,7 @@ def eval_retrieval(
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = None,
     mlflow: MlflowOpt = False,
-    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
+    mlflow_uri: MlflowUriOpt = DEFAULT_MLFLOW_URI,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, recall@10/100 and MRR@10 on a BEIR data set, for the chosen search pipeline."""
@@ -77,20 +78,24 @@ def eval_retrieval(
         dataset, encoder, split=split, batch_size=batch_size, mode=mode, rerank=rerank,
         show_progress=True,
     )  # fmt: skip
+    if as_json:
+        print_json(result)
+    else:
+        rows = [
+            (key, f"{result[key]:.5f}") for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+        ]
+        rows += [
+            ("docs/s", f"{result['docs_per_s']:.1f}"),
+            ("queries/s", f"{result['queries_per_s']:.1f}"),
+            ("documents · queries", f"{result['n_docs']} · {result['n_queries']}"),
+        ]
+        pipeline = mode + (f" + rerank {rerank}" if rerank else "")
+        print_report(
+            f"{data} ({split}) · {result['model']} ({result['backend']}) · {pipeline}", rows
+        )
     if mlflow:
         params = {"data": data, "split": split, "model": model, "mode": mode, "rerank": rerank}
         track_eval(mlflow_uri, "retrieval", {**params, "backend": result["backend"]}, result)
-    if as_json:
-        print_json(result)
-        return
-    rows = [(key, f"{result[key]:.5f}") for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10")]
-    rows += [
-        ("docs/s", f"{result['docs_per_s']:.1f}"),
-        ("queries/s", f"{result['queries_per_s']:.1f}"),
-        ("documents · queries", f"{result['n_docs']} · {result['n_queries']}"),
-    ]
-    pipeline = mode + (f" + rerank {rerank}" if rerank else "")
-    print_report(f"{data} ({split}) · {result['model']} ({result['backend']}) · {pipeline}", rows)
 
 
 @eval_app.command("sts")
@@ -103,7 +108,7 @@ def eval_sts(
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
     mlflow: MlflowOpt = False,
-    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
+    mlflow_uri: MlflowUriOpt = DEFAULT_MLFLOW_URI,
     as_json: JsonOpt = False,
 ) -> None:
     """Spearman correlation of cosine similarity with gold scores (MTEB's STS protocol)."""
@@ -113,19 +118,19 @@ def eval_sts(
     pairs = load_sts(data, split)
     encoder = load_encoder(model, backend, base_url)
     result = evaluate_sts(pairs, encoder, split=split, batch_size=batch_size, show_progress=True)
+    if as_json:
+        print_json(result)
+    else:
+        rows = [
+            ("spearman", f"{result['spearman']:.5f}"),
+            ("pearson", f"{result['pearson']:.5f}"),
+            ("sentences/s", f"{result['sentences_per_s']:.1f}"),
+            ("pairs", str(result["n_pairs"])),
+        ]
+        print_report(f"{data} ({split}) · {result['model']} ({result['backend']})", rows)
     if mlflow:
         track_eval(mlflow_uri, "sts", {"data": data, "split": split, "model": model,
                    "backend": result["backend"]}, result)  # fmt: skip
-    if as_json:
-        print_json(result)
-        return
-    rows = [
-        ("spearman", f"{result['spearman']:.5f}"),
-        ("pearson", f"{result['pearson']:.5f}"),
-        ("sentences/s", f"{result['sentences_per_s']:.1f}"),
-        ("pairs", str(result["n_pairs"])),
-    ]
-    print_report(f"{data} ({split}) · {result['model']} ({result['backend']})", rows)
 
 
 @eval_app.command("classification")
@@ -143,7 +148,7 @@ def eval_classification(
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
     mlflow: MlflowOpt = False,
-    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
+    mlflow_uri: MlflowUriOpt = DEFAULT_MLFLOW_URI,
     as_json: JsonOpt = False,
 ) -> None:
     """Few-shot logistic-regression accuracy and F1, following MTEB 1.12's protocol exactly."""
@@ -156,25 +161,25 @@ def eval_classification(
         dataset, encoder, samples_per_label=samples_per_label, n_experiments=n_experiments,
         batch_size=batch_size, show_progress=True,
     )  # fmt: skip
+    if as_json:
+        print_json(result)
+    else:
+        rows = [
+            ("accuracy", f"{result['accuracy']:.5f} ± {result['accuracy_std']:.5f}"),
+            ("f1 (macro)", f"{result['f1']:.5f}"),
+            ("f1 (weighted)", f"{result['f1_weighted']:.5f}"),
+        ]
+        rows += [(key, f"{result[key]:.5f}") for key in ("ap", "ap_weighted") if key in result]
+        rows += [
+            ("experiments · per label", f"{result['n_experiments']} · {samples_per_label}"),
+            ("labels · test texts", f"{result['n_labels']} · {result['n_test']}"),
+            ("texts/s", f"{result['texts_per_s']:.1f}"),
+        ]
+        print_report(f"{data} · {result['model']} ({result['backend']})", rows)
     if mlflow:
         track_eval(mlflow_uri, "classification", {"data": data, "model": model,
                    "samples_per_label": samples_per_label, "n_experiments": n_experiments,
                    "backend": result["backend"]}, result)  # fmt: skip
-    if as_json:
-        print_json(result)
-        return
-    rows = [
-        ("accuracy", f"{result['accuracy']:.5f} ± {result['accuracy_std']:.5f}"),
-        ("f1 (macro)", f"{result['f1']:.5f}"),
-        ("f1 (weighted)", f"{result['f1_weighted']:.5f}"),
-    ]
-    rows += [(key, f"{result[key]:.5f}") for key in ("ap", "ap_weighted") if key in result]
-    rows += [
-        ("experiments · per label", f"{result['n_experiments']} · {samples_per_label}"),
-        ("labels · test texts", f"{result['n_labels']} · {result['n_test']}"),
-        ("texts/s", f"{result['texts_per_s']:.1f}"),
-    ]
-    print_report(f"{data} · {result['model']} ({result['backend']})", rows)
 
 
 @eval_app.command("clustering")
@@ -195,7 +200,7 @@ def eval_clustering(
     base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = 32,
     mlflow: MlflowOpt = False,
-    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
+    mlflow_uri: MlflowUriOpt = DEFAULT_MLFLOW_URI,
     as_json: JsonOpt = False,
 ) -> None:
     """V-measure of mini-batch k-means clusters against the labels (MTEB 1.12's protocol)."""
@@ -211,20 +216,20 @@ def eval_clustering(
         show_progress=True,
     )  # fmt: skip
     result["split"] = split
+    if as_json:
+        print_json(result)
+    else:
+        rows = [
+            ("v_measure", f"{result['v_measure']:.5f} ± {result['v_measure_std']:.5f}"),
+            ("sets · texts per set", f"{result['sets']} · {result['set_size']}"),
+            ("labels", str(result["n_labels"])),
+            ("texts/s", f"{result['texts_per_s']:.1f}"),
+        ]
+        print_report(f"{data} · {result['model']} ({result['backend']})", rows)
     if mlflow:
         track_eval(mlflow_uri, "clustering", {"data": data, "split": split, "model": model,
                    "sets": sets, "subset_size": subset_size, "backend": result["backend"]},
                    result)  # fmt: skip
-    if as_json:
-        print_json(result)
-        return
-    rows = [
-        ("v_measure", f"{result['v_measure']:.5f} ± {result['v_measure_std']:.5f}"),
-        ("sets · texts per set", f"{result['sets']} · {result['set_size']}"),
-        ("labels", str(result["n_labels"])),
-        ("texts/s", f"{result['texts_per_s']:.1f}"),
-    ]
-    print_report(f"{data} · {result['model']} ({result['backend']})", rows)
 
 
 @eval_app.command("leaderboard")
@@ -252,7 +257,7 @@ def eval_leaderboard(
     ] = None,
     batch_size: BatchOpt = 32,
     mlflow: MlflowOpt = False,
-    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
+    mlflow_uri: MlflowUriOpt = DEFAULT_MLFLOW_URI,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank embedding models on your own BEIR data: quality, speed, vector size and memory.
@@ -265,17 +270,17 @@ def eval_leaderboard(
         data, models, split=split, mode=mode, sts=sts, classification=classification,
         max_docs=max_docs, batch_size=batch_size, show_progress=True,
     )  # fmt: skip
+    if as_json:
+        for note in board.notes:
+            err.print(Text(note))
+        print_json(board.to_dicts())
+    else:
+        print_leaderboard(board)
     if mlflow:
         metrics = {f"{row.model}.{key}": value for row in board for key, value in
                    asdict(row).items() if key != "model"}  # fmt: skip
         track_eval(mlflow_uri, "leaderboard", {"data": data, "split": split, "mode": mode,
                    "models": ",".join(row.model for row in board)}, metrics)  # fmt: skip
-    if as_json:
-        for note in board.notes:
-            err.print(Text(note))
-        print_json(board.to_dicts())
-        return
-    print_leaderboard(board)
 
 
 def print_leaderboard(board: Leaderboard, console: Console = out) -> None:

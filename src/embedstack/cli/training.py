@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from embedstack.cli.common import (
+    DEFAULT_MLFLOW_URI,
     BaseUrlOpt,
     JsonOpt,
     MlflowOpt,
@@ -59,7 +60,9 @@ def finetune(
         int, typer.Option(help="Negatives per pair mined from the corpus (0: in-batch only).")
     ] = 1,
     max_pairs: Annotated[int | None, typer.Option(help="Train on a sample of this many.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Train exactly this many steps (overrides --epochs).")
+    ] = None,
     pseudo: Annotated[
         str, typer.Option(help="Pseudo-query sources for a collection: title,ict,llm.")
     ] = "title,ict",
@@ -78,7 +81,7 @@ def finetune(
     ] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
     mlflow: MlflowOpt = False,
-    mlflow_uri: MlflowUriOpt = "sqlite:///mlflow.db",
+    mlflow_uri: MlflowUriOpt = DEFAULT_MLFLOW_URI,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune an embedding model on your pairs, or on a collection with no labels at all."""

@@ -132,6 +132,10 @@ def finetune(
     base_folder = base_model_folder(base)
     options.check(hidden_size(read_sbert_folder(base_folder)))
     require_trainer()
+    if mlflow is not False:
+        from embedstack.tracking import require_mlflow
+
+        require_mlflow()
     check_output(out)
     if eval_data is not None:
         from embedstack.evaluation.beir import load_beir
@@ -153,9 +157,9 @@ def finetune(
     report.seconds = time.perf_counter() - started
     if eval_data is not None:
         report.after = _evaluate(str(out), eval_data, eval_split, show_progress)
-    (out / TRAINING_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     if mlflow is not False:
         report.mlflow_run = _track(report, None if mlflow is True else mlflow, out)
+    (out / TRAINING_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return report
 
 

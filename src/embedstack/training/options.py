@@ -28,12 +28,20 @@ class FinetuneOptions:
     def check(self, base_dim: int) -> None:
         if self.loss not in LOSSES:
             raise InvalidInputError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        for name, value, least in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2),
-                                   ("hard_negatives", self.hard_negatives, 0)):  # fmt: skip
-            if not isinstance(value, int) or value < least:
+        whole = [("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2),
+                 ("hard_negatives", self.hard_negatives, 0), ("llm_limit", self.llm_limit, 0),
+                 ("max_pairs", self.max_pairs, 1), ("max_steps", self.max_steps, 1)]  # fmt: skip
+        for name, value, least in whole:
+            if value is not None and (not isinstance(value, int) or value < least):
                 raise InvalidInputError(f"{name} must be a whole number ≥ {least}, got {value!r}")
         if not 0 < self.learning_rate < 1:
             raise InvalidInputError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not self.checkpoint_minutes > 0:
+            raise InvalidInputError(
+                f"checkpoint_minutes must be above 0, got {self.checkpoint_minutes}"
+            )
         for dim in self.matryoshka:
             if not 0 < dim <= base_dim:
                 raise InvalidInputError(

@@ -6,10 +6,13 @@ Imports transformers (and torch): only `finetune` imports this module, when it t
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
 import random
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -56,36 +59,35 @@ def train_model(
     Returns (steps, [(step, loss)]). A crash leaves no `out`; Ctrl-C publishes the last
     checkpoint as `out` and raises FinetuneInterrupted.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are local; never ask a hub
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
     quiet_libraries()
-    model = SentenceTransformer(str(base_folder), device="cpu")
-    dataset = to_dataset(pairs)
-    if options.hard_negatives:
-        dataset = mine_negatives(dataset, model, corpus, options, show_progress)
     work = out.with_name(f".{out.name}.training-{os.getpid()}")
-    remove_tree(work)
     progress = _Progress(show_progress)
     checkpoints = _TimedCheckpoints(options.checkpoint_minutes * 60)
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=training_arguments(work / CHECKPOINTS, options),
-        train_dataset=dataset,
-        loss=build_loss(model, options, base_folder),
-        callbacks=[progress, checkpoints, *callbacks],
-    )
-    trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no dict per step
     try:
+        model = SentenceTransformer(str(base_folder), device="cpu", local_files_only=True)
+        dataset = to_dataset(pairs)
+        if options.hard_negatives and "negative" not in dataset.column_names:
+            dataset = mine_negatives(dataset, model, corpus, base_folder, options, show_progress)
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=training_arguments(work / CHECKPOINTS, options),
+            train_dataset=dataset,
+            loss=build_loss(model, options, base_folder),
+            callbacks=[progress, checkpoints, *callbacks],
+        )
+        trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no dict per step
         trainer.train()
         model.save(str(work / "model"))
         os.replace(work / "model", out)
     except KeyboardInterrupt:
-        latest = latest_checkpoint(work / CHECKPOINTS)
-        if latest is not None:
-            promote_checkpoint(latest, out)
-        step = int(latest.name.rsplit("-", 1)[1]) if latest is not None else None
-        raise FinetuneInterrupted(out if latest else None, step, progress.total) from None
+        if out.exists():  # Ctrl-C after the finished model was published
+            raise FinetuneInterrupted(out, progress.total, progress.total) from None
+        saved = checkpoints.last_saved
+        if saved is not None:
+            promote_checkpoint(work / CHECKPOINTS / f"checkpoint-{saved}", out)
+        raise FinetuneInterrupted(out if saved else None, saved, progress.total) from None
     finally:
         progress.close()
         remove_tree(work)
@@ -116,7 +118,12 @@ def to_dataset(pairs: Sequence[TrainingPair]) -> Any:
 
 
 def mine_negatives(
-    dataset: Any, model: Any, corpus: Sequence[str], options: FinetuneOptions, show_progress: bool
+    dataset: Any,
+    model: Any,
+    corpus: Sequence[str],
+    base_folder: Path,
+    options: FinetuneOptions,
+    show_progress: bool,
 ) -> Any:
     """`options.hard_negatives` negatives per pair from the corpus: the most similar documents
     that are not a positive of the query and score under 95% of its positive. The corpus
@@ -126,13 +133,27 @@ def mine_negatives(
     pairs_only = dataset.select_columns(["anchor", "positive"])
     if len(corpus) > MINING_CORPUS:  # embedding it is the cost: bound it (positives stay in)
         corpus = random.Random(options.seed).sample(list(corpus), MINING_CORPUS)
-    mined = mine_hard_negatives(
-        pairs_only, model, corpus=list(corpus), range_max=MINING_RANGE,
-        relative_margin=RELATIVE_MARGIN, num_negatives=options.hard_negatives,
-        sampling_strategy="top", output_format="n-tuple", batch_size=options.batch_size,
-        verbose=show_progress, cache_folder=str(get_settings().cache_dir / "hard-negatives"),
-    )  # fmt: skip
+    # sentence-transformers names its cache files by the model's hub name, "" for a folder:
+    # one cache folder per base model keeps two models' embeddings apart.
+    cache = get_settings().cache_dir / "hard-negatives" / model_key(base_folder)
+    with contextlib.redirect_stdout(sys.stderr):  # its statistics must not mix into --json
+        mined = mine_hard_negatives(
+            pairs_only, model, corpus=list(corpus), range_max=MINING_RANGE,
+            relative_margin=RELATIVE_MARGIN, num_negatives=options.hard_negatives,
+            sampling_strategy="top", output_format="n-tuple", batch_size=options.batch_size,
+            verbose=show_progress, cache_folder=str(cache),
+        )  # fmt: skip
     return keep_unmined(pairs_only, mined, corpus, options.seed)
+
+
+def model_key(folder: Path) -> str:
+    """Identify a model folder by its path and its weight files' sizes and times."""
+    parts = [str(folder.resolve())]
+    for weights in sorted(folder.rglob("*")):
+        if weights.suffix in (".safetensors", ".bin") and weights.is_file():
+            stat = weights.stat()
+            parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 def keep_unmined(pairs: Any, mined: Any, corpus: Sequence[str], seed: int) -> Any:
@@ -188,7 +209,7 @@ def build_loss(model: Any, options: FinetuneOptions, base_folder: Path) -> Any:
             model, mini_batch_size=min(32, options.batch_size)
         )
     elif options.loss == "gist":
-        guide = SentenceTransformer(str(base_folder), device="cpu")
+        guide = SentenceTransformer(str(base_folder), device="cpu", local_files_only=True)
         loss = losses.GISTEmbedLoss(model, guide)
     else:
         loss = losses.MultipleNegativesRankingLoss(model)
@@ -216,17 +237,13 @@ def training_arguments(output_dir: Path, options: FinetuneOptions) -> Any:
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no",  # _TimedCheckpoints decides when
         save_total_limit=1,
+        save_only_model=True,  # a checkpoint is a model to keep, not a run to resume
         logging_steps=1,
         report_to="none",
         use_cpu=True,
         seed=options.seed,
         disable_tqdm=True,
     )
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = [p for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()]
-    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 
 def promote_checkpoint(checkpoint: Path, out: Path) -> None:
@@ -279,6 +296,7 @@ class _TimedCheckpoints(TrainerCallback):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._last = time.monotonic()
+        self.last_saved: int | None = None  # the step of the last checkpoint written in full
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._last = time.monotonic()
@@ -289,4 +307,5 @@ class _TimedCheckpoints(TrainerCallback):
         return control
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._last = time.monotonic()
+        self._last = time.monotonic()  # called after the checkpoint is written
+        self.last_saved = state.global_step
