@@ -261,3 +261,14 @@ def test_pairs_without_a_mined_negative_are_kept():
     assert list(zip(kept["anchor"], kept["positive"], strict=True)) == [
         ("q1", "p1"), ("q2", "p2"), ("q2", "p3")]  # fmt: skip
     assert all(negative in ("p1", "other") for negative in kept["negative_1"][1:])
+
+
+@pytest.mark.parametrize(
+    ("loss", "matryoshka"), [("cached-mnrl", ()), ("gist", ()), ("mnrl", (384, 128, 64))]
+)
+def test_each_loss_trains(pairs_file, tmp_path, loss, matryoshka):
+    options = FinetuneOptions(batch_size=4, max_steps=1, loss=loss, matryoshka=matryoshka,
+                              hard_negatives=0)  # fmt: skip
+    report = finetune("all-MiniLM-L6-v2", pairs_file, tmp_path / loss, options)
+    assert report.steps == 1 and np.isfinite(report.losses[0][1])
+    assert load_model(str(tmp_path / loss)).dim == 384

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.util import find_spec as find_module
@@ -102,8 +103,6 @@ def check_output(out: Path) -> None:
         raise InvalidInputError(
             f"{out} already exists: give a new folder (a fine-tune never overwrites a model)"
         )
-    if not out.parent.exists():
-        out.parent.mkdir(parents=True)
 
 
 def finetune(
@@ -150,6 +149,7 @@ def finetune(
         report.before = _evaluate(str(base_folder), eval_data, eval_split, show_progress)
     from embedstack.training.trainer import train_model
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     report.steps, report.losses = train_model(
         base_folder, pairs, corpus, out, options, callbacks=callbacks, show_progress=show_progress
@@ -157,17 +157,16 @@ def finetune(
     report.seconds = time.perf_counter() - started
     if eval_data is not None:
         report.after = _evaluate(str(out), eval_data, eval_split, show_progress)
+    provenance = out / TRAINING_FILE
+    provenance.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     if mlflow is not False:
         report.mlflow_run = _track(report, None if mlflow is True else mlflow, out)
-    (out / TRAINING_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        provenance.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return report
 
 
 def _count_sources(pairs: Sequence[TrainingPair]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for pair in pairs:
-        counts[pair.source] = counts.get(pair.source, 0) + 1
-    return counts
+    return dict(Counter(pair.source for pair in pairs))
 
 
 def _evaluate(model: str, data: str | Path, split: str, show_progress: bool) -> dict[str, Any]:
