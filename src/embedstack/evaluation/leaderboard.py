@@ -350,7 +350,7 @@ def _say(enabled: bool, message: str) -> None:
 
 def evaluate_one(task: _Task) -> _Outcome:
     """Load and evaluate one model; runs in a fresh process (see the module docstring)."""
-    baseline = peak_rss_bytes()
+    baseline = reset_peak_rss()
     cache_before = cache_state()
     started = time.perf_counter()
     try:
@@ -407,10 +407,33 @@ def median_query_ms(encoder: EmbeddingModel, queries: list[str]) -> float:
     return 1000 * statistics.median(timings)
 
 
+def reset_peak_rss() -> int:
+    """Start measuring the peak from here; returns the baseline to subtract from it.
+
+    On Linux, writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the current RSS, so
+    a transient peak while modules were imported does not hide what the model adds. Elsewhere
+    the baseline is the peak so far (the increase can then read 0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _proc_status_bytes("VmRSS")
+    except OSError:
+        return peak_rss_bytes()
+
+
 def peak_rss_bytes() -> int:
-    """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+    """This process's peak resident memory since the last reset (Linux: VmHWM)."""
+    try:
+        return _proc_status_bytes("VmHWM")
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _proc_status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024  # "VmHWM:   123456 kB"
+    raise OSError(f"no {field} in /proc/self/status")
 
 
 def cache_state() -> frozenset[tuple[str, int, int]]:

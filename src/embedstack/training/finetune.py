@@ -27,7 +27,6 @@ from embedstack.rag.llm import ChatModel
 from embedstack.training.options import FinetuneOptions
 from embedstack.training.pairs import (
     TrainingPair,
-    beir_corpus,
     pairs_kind,
     read_beir_pairs,
     read_pairs_jsonl,
@@ -83,18 +82,18 @@ def load_pairs(
         pairs = read_pairs_jsonl(train)
         corpus = sorted({p.positive for p in pairs} | {p.negative for p in pairs if p.negative})
     elif kind == "beir":
-        pairs = read_beir_pairs(train)
-        corpus = beir_corpus(train)
+        pairs, corpus = read_beir_pairs(train)
     else:
         from embedstack.collection import Collection
         from embedstack.training.pseudo_queries import collection_chunks, pseudo_pairs
 
         with Collection.open(train, create=False) as collection:
-            pairs = pseudo_pairs(
-                collection, options.pseudo_sources, llm=llm, llm_limit=options.llm_limit,
-                seed=options.seed, show_progress=show_progress,
-            )  # fmt: skip
-            corpus = [chunk.text for chunk in collection_chunks(collection)]
+            chunks = collection_chunks(collection)
+        pairs = pseudo_pairs(
+            chunks, options.pseudo_sources, llm=llm, llm_limit=options.llm_limit,
+            seed=options.seed, show_progress=show_progress,
+        )  # fmt: skip
+        corpus = [chunk.text for chunk in chunks]
     return sample(pairs, options.max_pairs, options.seed), corpus
 
 

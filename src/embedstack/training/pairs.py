@@ -40,8 +40,9 @@ def read_pairs_jsonl(path: Path) -> list[TrainingPair]:
     return pairs
 
 
-def read_beir_pairs(folder: Path, split: str = "train") -> list[TrainingPair]:
-    """Every judged (query, relevant document) of a BEIR split: score > 0 is relevant."""
+def read_beir_pairs(folder: Path, split: str = "train") -> tuple[list[TrainingPair], list[str]]:
+    """Every judged (query, relevant document) of a BEIR split (score > 0 is relevant), and the
+    folder's documents as MTEB embeds them, to mine negatives among: one read of the corpus."""
     dataset = load_beir(folder, split)
     pairs = [
         TrainingPair(dataset.queries[query], dataset.corpus[doc])
@@ -51,12 +52,7 @@ def read_beir_pairs(folder: Path, split: str = "train") -> list[TrainingPair]:
     ]
     if not pairs:
         raise DatasetError(f"{folder}/qrels/{split}.tsv judges no document of the corpus relevant")
-    return pairs
-
-
-def beir_corpus(folder: Path) -> list[str]:
-    """A BEIR folder's documents as MTEB embeds them, for mining negatives among them."""
-    return [text for text in load_beir(folder, "train").corpus.values() if text]
+    return pairs, [text for text in dataset.corpus.values() if text]
 
 
 def pairs_kind(source: Path) -> str:

@@ -109,7 +109,7 @@ def ask_for_question(llm: ChatModel, passage: str) -> str | None:
 
 
 def pseudo_pairs(
-    collection: Collection,
+    chunks: Sequence[Chunk],
     sources: Sequence[str] = ("title", "ict"),
     *,
     llm: Callable[[], ChatModel] | None = None,
@@ -117,11 +117,10 @@ def pseudo_pairs(
     seed: int = 0,
     show_progress: bool = False,
 ) -> list[TrainingPair]:
-    """Pairs from every chunk of `collection`, from the `sources` asked for (see SOURCES)."""
+    """Pairs from `chunks` (see `collection_chunks`), from the `sources` asked for (SOURCES)."""
     unknown = sorted(set(sources) - set(SOURCES))
     if unknown:
         raise DatasetError(f"unknown pseudo-query source {unknown[0]!r}; choose from {SOURCES}")
-    chunks = collection_chunks(collection)
     pairs: list[TrainingPair] = []
     if "title" in sources:
         pairs += title_pairs(chunks)
@@ -133,7 +132,7 @@ def pseudo_pairs(
         pairs += llm_pairs(chunks, llm(), llm_limit, seed, show_progress)
     if not pairs:
         raise DatasetError(
-            f"no pseudo-queries could be made from {collection.folder}: its chunks have no "
-            "titles or headings and too few sentences"
+            "no pseudo-queries could be made: the chunks have no titles or headings and too "
+            "few sentences"
         )
     return pairs
