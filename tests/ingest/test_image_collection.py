@@ -58,13 +58,18 @@ def test_search_by_example_image_finds_the_same_photo(album, tmp_path):
         assert hits[0].score > 0.8 and "dense" in hits[0].scores_by_stage
 
 
-def test_similar_and_near_duplicates_use_the_image_vectors(album):
+def test_similar_duplicates_clusters_and_maps_use_the_image_vectors(album):
     kb, _, written = album
     like = kb.similar(str(written["flower"][0]), k=2)
     assert {hit.id for hit in like} == {str(path) for path in written["flower"][1:]}
     groups = kb.duplicates(threshold=0.8)
     as_sets = sorted(sorted(member.id for member in group) for group in groups)
     assert as_sets == sorted(sorted(str(p) for p in files) for files in written.values())
+    clusters = kb.cluster(n_clusters=2)
+    found = sorted(sorted(c.id for c in clusters.members(label)) for label in (0, 1))
+    assert found == as_sets
+    drawn = kb.map_points(method="pca", n_clusters=2)
+    assert len(drawn["points"]) == 6 and len(drawn["clusters"]) == 2
 
 
 def test_keyword_search_reads_file_names_and_text_only_features_refuse(album):
