@@ -71,8 +71,9 @@ def sequence_format(path: Path, data: bytes) -> str | None:
 
 
 def sniff_sequence_format(data: bytes) -> str | None:
-    """"fasta" (">id" then letters), "fastq" ("@id", letters, "+") or "genbank" ("LOCUS"),
-    from the first bytes (unpacked first when gzip-compressed); None otherwise."""
+    """The format by content: "fasta" (">id" then letters), "fastq" ("@id", letters, "+")
+    or "genbank" ("LOCUS"), from the first bytes (unpacked first when gzip-compressed); None
+    otherwise."""
     head = _head(data)
     lines = head.lstrip(b"\xef\xbb\xbf \t\r\n").splitlines()
     if not lines:
@@ -166,7 +167,7 @@ def _record(parsed: Any, index: int, format: str, alphabet: str) -> SequenceReco
 
 def _alphabet(parsed: Any, sequence: str, format: str, alphabet: str) -> AlphabetName:
     if alphabet in ALPHABET_NAMES:
-        return alphabet  # type: ignore[return-value]  # checked: one of ALPHABET_NAMES
+        return alphabet
     if format == "fastq":
         return "dna"
     molecule = str(parsed.annotations.get("molecule_type", "")).lower()

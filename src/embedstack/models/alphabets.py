@@ -67,7 +67,8 @@ def get_alphabet(name: str) -> Alphabet:
 
 
 def detect_alphabet(sequence: str) -> AlphabetName:
-    """"dna" when at least 90% of the letters are A, C, G, T, U or N, else "protein".
+    """The alphabet of a sequence: "dna" when at least 90% of its letters are A, C, G, T, U
+    or N, else "protein".
 
     Proteins are far from that (those five amino acids are about a quarter of a typical
     protein), and a DNA sequence with a stray letter stays DNA, so the letter check can say

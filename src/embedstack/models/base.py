@@ -30,7 +30,8 @@ class EmbeddingModel(Protocol):
     """A loaded model: inputs in, L2-normalised float32 rows out.
 
     Inputs are strings: the text itself for text models, the letters of a DNA or protein
-    sequence for sequence models, a file path for image and audio models. A single string gives a 1-D vector, a sequence a 2-D array.
+    sequence for sequence models, a file path for image and audio models. A single string
+    gives a 1-D vector, a sequence a 2-D array.
     """
 
     name: str

@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from embedstack.errors import InvalidInputError, LimitExceededError, ModelLoadError
 from embedstack.models.alphabets import DNA, GAPS, Alphabet, check_letters, get_alphabet
-from embedstack.models.base import BaseEmbeddingModel
+from embedstack.models.base import BaseEmbeddingModel, Modality
 
 MAX_DIM = 2**16  # 4^8 DNA 8-mers, 20^3 protein 3-mers; one 65,536-d float32 row is 256 KB
 WINDOW = 1 << 22  # letters counted per pass: ~5 int64 arrays of this length at a time
@@ -180,7 +180,7 @@ class KmerProfile(TransformerMixin, BaseEstimator):
                 if idf.shape != (dim,) or not np.isfinite(idf).all() or (idf <= 0).any():
                     raise ValueError(f"{IDF_FILE} is not {dim} positive weights")
                 profile.idf_ = idf.astype(np.float64)
-            profile.n_sequences_ = config.get("n_sequences")
+            profile.n_sequences_ = int(config.get("n_sequences") or 0)
             profile.n_features_out_ = dim
             name = str(config.get("name") or folder.name)
         except (KeyError, TypeError, ValueError, OSError, InvalidInputError) as exc:
@@ -191,7 +191,7 @@ class KmerProfile(TransformerMixin, BaseEstimator):
 class KmerModel(BaseEmbeddingModel):
     """A `KmerProfile` as an embedding model: each item is a sequence string."""
 
-    modality = "sequence"
+    modality: Modality = "sequence"
     backend = BACKEND
 
     def __init__(self, name: str, profile: KmerProfile) -> None:
