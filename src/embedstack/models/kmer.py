@@ -67,18 +67,18 @@ class KmerProfile(TransformerMixin, BaseEstimator):
     # ---- scikit-learn ------------------------------------------------------------------------
 
     def fit(self, X: Iterable[str], y: Any = None) -> KmerProfile:
-        self._fit_counts(self.counts(X))
+        self._fit_rows(self._rows(X))
         return self
 
     def fit_transform(self, X: Iterable[str], y: Any = None, **fit_params: Any) -> np.ndarray:
-        counts = self.counts(X)
-        self._fit_counts(counts)
-        return self._weigh(counts)
+        rows = self._rows(X)
+        self._fit_rows(rows)
+        return self._weigh(rows)
 
     def transform(self, X: Iterable[str]) -> np.ndarray:
         if self.idf:
             check_is_fitted(self, "idf_")
-        return self._weigh(self.counts(X))
+        return self._weigh(self._rows(X))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The k-mer of each dimension (with canonical=True, the smaller of each pair)."""
@@ -99,35 +99,48 @@ class KmerProfile(TransformerMixin, BaseEstimator):
 
     def counts(self, X: Iterable[str]) -> np.ndarray:
         """Raw k-mer counts, float64 (n, dim): what `fit` learns from and `transform` weighs."""
-        vocabulary = self._vocabulary()
-        sequences = _as_sequences(X)
-        out = np.zeros((len(sequences), vocabulary.dim), dtype=np.float64)
-        for row, sequence in enumerate(sequences):
-            try:
-                out[row] = vocabulary.count(sequence)
-            except InvalidInputError as exc:
-                raise type(exc)(f"sequence {row}: {exc}") from None
+        rows = self._rows(X)
+        out = np.zeros((len(rows), self.dim), dtype=np.float64)
+        for row, (kmers, counts) in enumerate(rows):
+            out[row, kmers] = counts
         return out
 
     def _vocabulary(self) -> Vocabulary:
         return vocabulary(self.alphabet, self.k, self.canonical)
 
-    def _fit_counts(self, counts: np.ndarray) -> None:
-        n = len(counts)
-        self.n_sequences_ = n
-        self.n_features_out_ = counts.shape[1]
-        if self.idf:
-            df = (counts > 0).sum(axis=0)
-            self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float64)
+    def _rows(self, X: Iterable[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(k-mers present, their counts) per sequence: a sequence holds few of 65,536 k-mers,
+        so only the output matrix is ever dense."""
+        vocabulary = self._vocabulary()
+        rows = []
+        for row, sequence in enumerate(_as_sequences(X)):
+            try:
+                counts = vocabulary.count(sequence)
+            except InvalidInputError as exc:
+                raise type(exc)(f"sequence {row}: {exc}") from None
+            kmers = np.flatnonzero(counts)
+            rows.append((kmers, counts[kmers].astype(np.float64)))
+        return rows
 
-    def _weigh(self, counts: np.ndarray) -> np.ndarray:
-        weights = np.zeros_like(counts)
-        present = counts > 0
-        weights[present] = 1.0 + np.log(counts[present])
+    def _fit_rows(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        n, dim = len(rows), self.dim
+        self.n_sequences_ = n
+        self.n_features_out_ = dim
         if self.idf:
-            weights *= self.idf_
-        weights /= np.linalg.norm(weights, axis=1, keepdims=True)
-        return weights.astype(np.float32)
+            df = np.zeros(dim, dtype=np.float64)
+            for kmers, _ in rows:
+                df[kmers] += 1
+            self.idf_ = np.log((1.0 + n) / (1.0 + df)) + 1.0
+
+    def _weigh(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Sublinear counts (1 + log), times IDF, L2-normalised; float32 (n, dim)."""
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        for row, (kmers, counts) in enumerate(rows):
+            weights = 1.0 + np.log(counts)
+            if self.idf:
+                weights *= self.idf_[kmers]
+            out[row, kmers] = weights / np.linalg.norm(weights)
+        return out
 
     # ---- files -------------------------------------------------------------------------------
 
@@ -236,7 +249,7 @@ class Vocabulary:
             self.dim = self.base**k
 
     def count(self, sequence: str) -> np.ndarray:
-        """The k-mer counts of one sequence (float64, dim)."""
+        """The k-mer counts of one sequence (int64, dim)."""
         if not isinstance(sequence, str):
             raise InvalidInputError(f"a sequence must be a string, not {type(sequence).__name__}")
         if not sequence:
@@ -254,7 +267,7 @@ class Vocabulary:
                 f"no {self.k}-mer without an ambiguity code or stop "
                 f"(length {len(letters)}, k={self.k})"
             )
-        return counts.astype(np.float64)
+        return counts
 
     def _codes(self, letters: np.ndarray) -> np.ndarray:
         """The vocabulary index of every k-mer in `letters` that holds no ambiguity code."""
