@@ -116,8 +116,8 @@ def _walk(
 
 
 def _wanted(relative: Path, glob: str | None, extensions: frozenset[str] | None) -> bool:
-    if glob is None and extensions is not None:
-        return relative.suffix.lower() in extensions
+    if glob is None and extensions is not None:  # endings such as ".fa.gz" too
+        return relative.name.lower().endswith(tuple(extensions))
     if glob is None:
         return relative.suffix.lower() in EXTENSIONS or not relative.suffix
     return fnmatch.fnmatch(relative.as_posix(), glob) or fnmatch.fnmatch(relative.name, glob)

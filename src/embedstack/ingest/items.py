@@ -38,9 +38,10 @@ def extensions(modality: str) -> frozenset[str]:
 
         return frozenset(IMAGE_EXTENSIONS)
     if modality == "sequence":
-        from embedstack.ingest.sequences import SEQUENCE_EXTENSIONS
+        from embedstack.ingest.sequences import GZIP_SUFFIXES, SEQUENCE_EXTENSIONS
 
-        return frozenset(SEQUENCE_EXTENSIONS)
+        packed = {end + gz for end in SEQUENCE_EXTENSIONS for gz in GZIP_SUFFIXES}
+        return frozenset(SEQUENCE_EXTENSIONS) | packed
     raise InvalidInputError(f"no item reader for {modality!r} collections")
 
 
@@ -80,6 +81,8 @@ def read_sequence_items(path: Path, data: bytes) -> tuple[str, list[Item]]:
     from embedstack.ingest.sequences import read_sequences, sequence_format
 
     format = sequence_format(path, data)
+    if format is None:
+        raise IngestError("not a FASTA, FASTQ or GenBank file")
     items: list[Item] = []
     seen: set[str] = set()
     for number, record in enumerate(read_sequences(path, data, format), start=1):

@@ -277,10 +277,19 @@ class Ingestor:
             return
         inputs = [item for prepared in pending for item in prepared.embed_inputs]
         vectors = np.empty((len(inputs), self.model.dim), dtype=np.float32)
-        for start in range(0, len(inputs), self.batch_chunks):
-            piece = inputs[start : start + self.batch_chunks]
-            vectors[start : start + len(piece)] = self.model.encode_document(piece)
-            chunks_done(len(piece))
+        try:
+            for start in range(0, len(inputs), self.batch_chunks):
+                piece = inputs[start : start + self.batch_chunks]
+                vectors[start : start + len(piece)] = self.model.encode_document(piece)
+                chunks_done(len(piece))
+        except InvalidInputError as exc:  # an item the model cannot embed (a letter it lacks)
+            if len(pending) > 1:  # find its file: the others are stored
+                for prepared in pending:
+                    self._commit([prepared], report, files_done, chunks_done)
+            else:
+                report.failed.append(FileProblem(pending[0].record.path, str(exc)))
+                files_done(1)
+            return
         offset = 0
         for prepared in pending:
             rows = len(prepared.texts)

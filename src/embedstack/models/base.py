@@ -16,8 +16,9 @@ import numpy as np
 
 from embedstack.errors import InvalidInputError
 
-Modality = Literal["text", "image", "audio"]
-MODALITIES: tuple[Modality, ...] = ("text", "image", "audio")
+Modality = Literal["text", "image", "audio", "sequence"]
+MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "sequence")
+FILE_MODALITIES: frozenset[str] = frozenset({"image", "audio"})  # items are file paths
 
 # Optional capabilities a model may declare (each comes with the methods named below).
 TOKEN_EMBEDDINGS = "token_embeddings"  # token_embeddings(): late-interaction (MaxSim) reranking
@@ -28,8 +29,9 @@ WORD_VECTORS = "word_vectors"  # most_similar(), analogy(): word-level lookups
 class EmbeddingModel(Protocol):
     """A loaded model: inputs in, L2-normalised float32 rows out.
 
-    Inputs are strings: the text itself for text models, a file path for image and audio
-    models. A single string gives a 1-D vector, a sequence a 2-D array.
+    Inputs are strings: the text itself for text models, the letters of a DNA or protein
+    sequence for sequence models, a file path for image and audio models. A single string
+    gives a 1-D vector, a sequence a 2-D array.
     """
 
     name: str
@@ -144,7 +146,7 @@ class BaseEmbeddingModel(ABC):
         return self.encode(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
 
     def item_bytes(self, item: str) -> bytes:
-        return text_bytes(item) if self.modality == "text" else file_bytes(item)
+        return file_bytes(item) if self.modality in FILE_MODALITIES else text_bytes(item)
 
     def __repr__(self) -> str:
         kind = type(self).__name__

