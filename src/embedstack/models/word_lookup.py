@@ -38,6 +38,11 @@ class WordLookup(BaseEmbeddingModel):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, words={len(self.words)}, dim={self.dim})"
 
+    @property
+    def unit_vectors(self) -> np.ndarray:
+        """The (words, dim) matrix of unit vectors, row i for `words[i]` (read-only use)."""
+        return self._unit
+
     def __contains__(self, word: str) -> bool:
         return word.lower() in self._index
 
@@ -91,6 +96,8 @@ class WordLookup(BaseEmbeddingModel):
         positive = [positive] if isinstance(positive, str) else list(positive)
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
+        if restrict_vocab is not None and restrict_vocab < 1:
+            raise InvalidInputError(f"restrict_vocab must be at least 1, got {restrict_vocab}")
         target = sum(self.vector(w) for w in positive) - sum(
             (self.vector(w) for w in negative), np.zeros(self.dim, dtype=np.float32)
         )
@@ -98,11 +105,17 @@ class WordLookup(BaseEmbeddingModel):
         unit = self._unit if restrict_vocab is None else self._unit[:restrict_vocab]
         scores = unit @ target
         lowered = (w.lower() for w in [*positive, *negative])
-        exclude = {self._index[w] for w in lowered if w in self._index}  # unseen words: none
-        wanted = min(k + len(exclude), len(scores))
-        ranked = np.argpartition(-scores, wanted - 1)[:wanted]
-        ranked = ranked[np.argsort(-scores[ranked], kind="stable")]
-        return [(self.words[i], float(scores[i])) for i in ranked if i not in exclude][:k]
+        exclude = [i for w in lowered if (i := self._index.get(w, len(scores))) < len(scores)]
+        scores[exclude] = -np.inf  # inputs are never answers; unseen words have no row
+        wanted = min(k, len(scores) - len(set(exclude)))
+        if wanted <= 0:
+            return []
+        if wanted == 1:
+            ranked = np.array([int(np.argmax(scores))])
+        else:
+            ranked = np.argpartition(-scores, wanted - 1)[:wanted]
+            ranked = ranked[np.argsort(-scores[ranked], kind="stable")]
+        return [(self.words[i], float(scores[i])) for i in ranked]
 
     def analogy(
         self, a: str, b: str, c: str, k: int = 1, *, restrict_vocab: int | None = None
