@@ -54,10 +54,13 @@ class _Sentences:
     def __init__(self, texts: Callable[[], Iterable[str]]) -> None:
         self._texts = texts
         self.on_words: Callable[[int], None] = lambda n: None
+        self.texts = 0  # texts with at least one word, in the last pass
 
     def __iter__(self) -> Iterator[list[str]]:
+        self.texts = 0
         for text in self._texts():
             words = tokenize(text)
+            self.texts += bool(words)
             for start in range(0, len(words), MAX_SENTENCE):
                 piece = words[start : start + MAX_SENTENCE]
                 self.on_words(len(piece))
@@ -103,7 +106,7 @@ def train_word_vectors(
     model = model_class(**options)
     with status("Counting words…", enabled=show_progress):
         model.build_vocab(corpus_iterable=sentences)
-    texts_seen, total_words = model.corpus_count, model.corpus_total_words
+    texts_seen, total_words = sentences.texts, model.corpus_total_words
     if not model.wv.index_to_key:
         raise InvalidInputError(
             f"no word occurs {min_count} times in {corpus} ({total_words} words in "
@@ -115,7 +118,7 @@ def train_word_vectors(
         sentences.on_words = words_read
         model.train(
             corpus_iterable=sentences,
-            total_examples=texts_seen,
+            total_examples=model.corpus_count,  # pieces: a long text counts more than once
             epochs=epochs,
             callbacks=[_EpochCallback(epoch_done, gensim)],
         )
