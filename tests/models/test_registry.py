@@ -76,7 +76,9 @@ def test_a_resolver_claims_its_own_names():
 
     register_resolver("hashing", hashing_names)  # by default, ahead of the catalog
     try:
-        assert resolver_names() == ("remote", "onnx-file", "model-folder", "hashing", "catalog")
+        assert resolver_names() == (
+            "remote", "onnx-file", "trained-words", "model-folder", "hashing", "catalog"
+        )  # fmt: skip
         assert load_model("hash:32").dim == 32
         with pytest.raises(ModelNotFoundError, match="unknown model 'hush:32'"):
             load_model("hush:32")  # passed on to the catalog, which does not know it
