@@ -77,8 +77,9 @@ def test_a_resolver_claims_its_own_names():
     register_resolver("hashing", hashing_names)  # by default, ahead of the catalog
     try:
         names = resolver_names()
-        assert names[-2:] == ("hashing", "catalog")
+        assert names[:2] == ("remote", "onnx-file") and names[-2:] == ("hashing", "catalog")
         assert names.index("kmer-folder") < names.index("model-folder")  # claims its folders
+        assert names.index("trained-words") < names.index("model-folder")
         assert load_model("hash:32").dim == 32
         with pytest.raises(ModelNotFoundError, match="unknown model 'hush:32'"):
             load_model("hush:32")  # passed on to the catalog, which does not know it

