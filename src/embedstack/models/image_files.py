@@ -47,7 +47,7 @@ class ImageInfo:
 
     def to_metadata(self) -> dict[str, str | int]:
         """The fields as flat metadata (None left out), e.g. for a collection row."""
-        fields = {
+        fields: dict[str, str | int | None] = {
             "width": self.width,
             "height": self.height,
             "format": self.format,
