@@ -26,6 +26,8 @@ as candidates: none is a shipped backend unless it is faithful (mean cosine >= 0
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import tempfile
@@ -142,8 +144,6 @@ def static_int8(fp32: Path, target: Path, calibration: np.ndarray, variant: str)
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
-        QuantFormat,
-        QuantType,
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -162,10 +162,18 @@ def static_int8(fp32: Path, target: Path, calibration: np.ndarray, variant: str)
     convs = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Conv"]
     exclude = [convs[0], convs[-1]] if "edges" in variant else []
     method = CalibrationMethod.Percentile if "percentile" in variant else CalibrationMethod.MinMax
+    with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress
+        _quantize(quantize_static, prepared, target, Reader(), method, exclude)
+    return target
+
+
+def _quantize(quantize_static, prepared, target, reader, method, exclude) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
     quantize_static(
         str(prepared),
         str(target),
-        Reader(),
+        reader,
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         activation_type=QuantType.QUInt8,
@@ -174,7 +182,6 @@ def static_int8(fp32: Path, target: Path, calibration: np.ndarray, variant: str)
         nodes_to_exclude=exclude,
         extra_options={"CalibPercentile": 99.99} if method == CalibrationMethod.Percentile else {},
     )
-    return target
 
 
 def main() -> None:
@@ -197,9 +204,25 @@ def main() -> None:
         f"data: {len(paths)} photos in {len(classes)} classes "
         f"({min(counts)}-{max(counts)} a class) from {args.stamps}\n"
     )
-    rows = []
+    header = (
+        f"{'encoder':58} {'p@10':>6} {'kNN k=5':>8} {'kNN k=10':>9} {'img/s':>7} "
+        f"{'CNN img/s':>10} {'cos to fp32 mean/min':>21}"
+    )
+    print(header)
+    print("-" * len(header), flush=True)
+
+    def row(label, vectors, per_second, cnn_per_second=None, cosine=None) -> None:
+        cnn_text = f"{cnn_per_second:10.1f}" if cnn_per_second else f"{'-':>10}"
+        cos_text = f"{cosine[0]:.4f} / {cosine[1]:.4f}" if cosine else "-"
+        print(
+            f"{label:58} {precision_at(vectors, labels):6.3f} "
+            f"{knn_accuracy(vectors, labels, 5):8.3f} {knn_accuracy(vectors, labels, 10):9.3f} "
+            f"{per_second:7.1f} {cnn_text} {cos_text:>21}",
+            flush=True,
+        )
+
     seconds, vectors = timed(colour_histograms, paths)
-    rows.append(("RGB histogram 8x8x8 (Hellinger)", vectors, len(paths) / seconds, None, None))
+    row("RGB histogram 8x8x8 (Hellinger)", vectors, len(paths) / seconds)
 
     for name in args.models.split(","):
         onnx_model = load_model(name, backend="onnx")
@@ -224,30 +247,13 @@ def main() -> None:
             if reference is None:
                 reference = vectors
             cosines = (vectors * reference).sum(axis=1)
-            rows.append(
-                (
-                    f"{name} {backend}",
-                    vectors,
-                    len(paths) / end_to_end,
-                    len(paths) / cnn,
-                    (float(cosines.mean()), float(cosines.min())),
-                )
+            row(
+                f"{name} {backend}",
+                vectors,
+                len(paths) / end_to_end,
+                len(paths) / cnn,
+                (float(cosines.mean()), float(cosines.min())),
             )
-
-    header = (
-        f"{'encoder':58} {'p@10':>6} {'kNN k=5':>8} {'kNN k=10':>9} {'img/s':>7} "
-        f"{'CNN img/s':>10} {'cos to fp32 mean/min':>21}"
-    )
-    print(header)
-    print("-" * len(header))
-    for label, vectors, per_second, cnn_per_second, cosine in rows:
-        cnn_text = f"{cnn_per_second:10.1f}" if cnn_per_second else f"{'-':>10}"
-        cos_text = f"{cosine[0]:.4f} / {cosine[1]:.4f}" if cosine else "-"
-        print(
-            f"{label:58} {precision_at(vectors, labels):6.3f} "
-            f"{knn_accuracy(vectors, labels, 5):8.3f} {knn_accuracy(vectors, labels, 10):9.3f} "
-            f"{per_second:7.1f} {cnn_text} {cos_text:>21}"
-        )
 
 
 if __name__ == "__main__":
