@@ -12,8 +12,9 @@ For every encoder, side by side in one run:
 - p@10: same-class precision of the 10 nearest other images (image-to-image search, the query
   left out), averaged over all images as queries;
 - kNN accuracy: stratified 5-fold cross-validation, cosine k-NN with k = 5 and k = 10;
-- images/s: `encode(paths)` end to end (decode, resize, crop, CNN) and the CNN alone
-  (`encode_arrays` on preprocessed pixels);
+- images/s: `encode(paths)` end to end (decode, resize, crop, CNN; batches of 32 on the
+  backend's sessions, two one-thread sessions on 2 cores) and the CNN alone (`encode_arrays`
+  on all preprocessed pixels as one batch, so on ONNX Runtime one session on one core);
 - cosine of each backend's vectors to the fp32 ONNX ones (mean / min).
 The baseline is an 8x8x8 RGB histogram, Hellinger-normalised (square root, then L2).
 
@@ -205,7 +206,7 @@ def main() -> None:
         f"({min(counts)}-{max(counts)} a class) from {args.stamps}\n"
     )
     header = (
-        f"{'encoder':58} {'p@10':>6} {'kNN k=5':>8} {'kNN k=10':>9} {'img/s':>7} "
+        f"{'encoder':68} {'p@10':>6} {'kNN k=5':>8} {'kNN k=10':>9} {'img/s':>7} "
         f"{'CNN img/s':>10} {'cos to fp32 mean/min':>21}"
     )
     print(header)
@@ -215,7 +216,7 @@ def main() -> None:
         cnn_text = f"{cnn_per_second:10.1f}" if cnn_per_second else f"{'-':>10}"
         cos_text = f"{cosine[0]:.4f} / {cosine[1]:.4f}" if cosine else "-"
         print(
-            f"{label:58} {precision_at(vectors, labels):6.3f} "
+            f"{label:68} {precision_at(vectors, labels):6.3f} "
             f"{knn_accuracy(vectors, labels, 5):8.3f} {knn_accuracy(vectors, labels, 10):9.3f} "
             f"{per_second:7.1f} {cnn_text} {cos_text:>21}",
             flush=True,
