@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embedstack.errors import InvalidInputError, OnnxLoadError
+from embedstack.errors import InvalidInputError, ModelNotFoundError, OnnxLoadError
 from embedstack.models.base import BaseEmbeddingModel, Modality
 from embedstack.models.catalog import ModelSpec
 from embedstack.models.encoder import Runner
@@ -71,6 +71,8 @@ RECIPES = {
 
 def from_spec(spec: ModelSpec, backend: str) -> ImageEncoder:
     """A catalog image model on `backend` ("onnx" or "torch")."""
+    if spec.name not in RECIPES:
+        raise ModelNotFoundError(f"{spec.name}: no image recipe; known: {', '.join(RECIPES)}")
     recipe = RECIPES[spec.name]
     weights = spec.locate()
     runner: Runner
@@ -138,13 +140,20 @@ class ImageEncoder(BaseEmbeddingModel):
         does), centre crop, then (x / 255 - mean) / std per channel."""
         from PIL import Image as PILImage
 
-        recipe = self.recipe
+        recipe, crop = self.recipe, self.recipe.crop
         width, height = image.size
-        scale = recipe.resize / min(width, height)
-        size = (max(recipe.crop, round(width * scale)), max(recipe.crop, round(height * scale)))
-        resized = image.convert("RGB").resize(size, PILImage.Resampling.BILINEAR)
-        left, top = (size[0] - recipe.crop) // 2, (size[1] - recipe.crop) // 2
-        cropped = resized.crop((left, top, left + recipe.crop, top + recipe.crop))
+        # torchvision's Resize(256): the shorter side to 256, the longer truncated to scale.
+        if width <= height:
+            size = (recipe.resize, int(recipe.resize * height / width))
+        else:
+            size = (int(recipe.resize * width / height), recipe.resize)
+        size = (max(size[0], crop), max(size[1], crop))
+        left, top = round((size[0] - crop) / 2), round((size[1] - crop) / 2)  # CenterCrop
+        # Resize only the window the crop keeps (`box`): the same pixels as resizing the whole
+        # picture and cropping, without building a huge image from a thin panorama.
+        sx, sy = width / size[0], height / size[1]
+        box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+        cropped = image.convert("RGB").resize((crop, crop), PILImage.Resampling.BILINEAR, box=box)
         pixels = np.asarray(cropped, dtype=np.float32).transpose(2, 0, 1) / 255.0
         return (pixels - self._mean) / self._std
 
