@@ -255,3 +255,13 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_the_same_vector(effnet,
     full, _ = read_image(tmp_path / "big.jpg")
     a, b = effnet.encode_arrays(np.stack([effnet.preprocess(reduced), effnet.preprocess(full)]))
     assert float(a @ b) > 0.98
+
+
+def test_a_thin_panorama_is_cropped_before_it_is_resized(effnet, tmp_path, photos):
+    """Resizing 60,000 x 3 pixels to a 256-pixel short side would build 5 G pixels first."""
+    strip = np.repeat(photos["coffee"][200:203], 100, axis=1)  # 3 x 60,000 pixels
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    started = time.perf_counter()
+    vector = effnet.encode(str(tmp_path / "strip.png"))
+    assert time.perf_counter() - started < 5  # Pillow's buffers are not seen by tracemalloc
+    assert vector.shape == (1280,) and np.isfinite(vector).all()
