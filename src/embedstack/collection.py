@@ -200,6 +200,13 @@ class Collection:
                         self._model = encoder
         return self._model
 
+    @property
+    def modality(self) -> str:
+        """What the collection's model embeds: "text", "image" or "sequence" (read from the
+        catalog when it knows the model, so asking does not load it)."""
+        spec = CATALOG.get(self.config.model)
+        return spec.modality if spec is not None else self.model.modality
+
     def close(self) -> None:
         self._engine.close()
         self._store.close()
@@ -337,6 +344,10 @@ class Collection:
     ) -> list[Hit]:
         """The k best chunks (default 10) for a query text or vector, optionally filtered.
 
+        In an image collection the query is an example image (its path); in a sequence
+        collection, a sequence. Both search dense by default; `mode="keyword"` searches the
+        stored texts instead (image file names, sequences).
+
         `options` (a `SearchOptions`), or its fields as keywords: `mode` "hybrid" (default:
         BM25 and dense candidates fused by reciprocal rank), "dense" (cosine similarity) or
         "keyword" (BM25); `rerank`: a reranker, a sentence-transformers CrossEncoder folder,
@@ -346,6 +357,8 @@ class Collection:
         searches dense only. Each hit's `scores_by_stage` holds every stage's score and rank.
         """
         queries: Sequence[str] | np.ndarray
+        if isinstance(query, Path) and self.modality == "image":
+            query = str(query)  # an example image
         if isinstance(query, str):
             queries = [query]
         elif query is None or isinstance(query, Mapping | bytes):
@@ -377,6 +390,8 @@ class Collection:
         if filter is not None:
             fields["filter"] = filter
         resolved = _options(SearchOptions, options, fields)  # the engine checks it first thing
+        if self.modality != "text":
+            resolved = self._item_search(resolved)
         if isinstance(queries, np.ndarray):
             queries = self._check_vectors(queries)
             if resolved.mode == "hybrid":
@@ -390,6 +405,15 @@ class Collection:
         return self._engine.search(
             queries, resolved, batch_size=batch_size, show_progress=show_progress
         )
+
+    def _item_search(self, options: SearchOptions) -> SearchOptions:
+        """Search options for an image or sequence collection: an example has no words to
+        match, so hybrid (the default) means dense, and no reranker (they read text) applies."""
+        if options.rerank is not None:
+            raise InvalidInputError(
+                f"rerankers read text; {self.folder.name} is a {self.modality} collection"
+            )
+        return dataclasses.replace(options, mode="dense") if options.mode == "hybrid" else options
 
     def similar(
         self,
@@ -452,6 +476,12 @@ class Collection:
         """
         from embedstack.rag.asking import DEFAULT_MIN_RELEVANCE, ask
         from embedstack.rag.sessions import ChatSessions
+
+        if self.modality != "text":
+            raise InvalidInputError(
+                f"questions are answered from text; {self.folder.name} is a {self.modality} "
+                "collection"
+            )
 
         if session is not None and history:
             raise InvalidInputError("pass history= or session=, not both")
@@ -712,6 +742,7 @@ class Collection:
         return {
             "path": str(self.folder),
             "model": self.config.model,
+            "modality": self.modality,
             "dim": self.config.dim,
             "index": self.config.index,
             "store": self.config.store,

@@ -46,7 +46,7 @@ from embedstack.errors import (
 )
 from embedstack.ingest.pipeline import embedding_text, recipe_context_tokens
 from embedstack.ingest.tokens import TokenCounter, token_budget
-from embedstack.models import EmbeddingModel, load_model
+from embedstack.models import CATALOG, EmbeddingModel, load_model
 from embedstack.progress import progress_bar, status
 from embedstack.rows import check_whole_number
 from embedstack.store.base import MANIFEST, IngestStore
@@ -114,7 +114,11 @@ def reindex(
             f"{path} is already embedded with {name!r}: nothing to do "
             "(force re-embeds it anyway, e.g. after the model's files changed)"
         )
+    if config.model in CATALOG and CATALOG[config.model].modality != "text":
+        raise CollectionError(_NOT_TEXT.format(path, CATALOG[config.model].modality))
     encoder = _load(model, backend, show_progress)
+    if encoder.modality != "text":
+        raise CollectionError(_NOT_TEXT.format(name, encoder.modality))
     new_config = dataclasses.replace(config, model=name, dim=encoder.dim)
     build = _new_folder(folder)
     try:
@@ -129,6 +133,12 @@ def reindex(
         str(path), config.model, name, config.dim, encoder.dim, counts.rows, counts.sources,
         counts.long_chunks, time.perf_counter() - started,
     )  # fmt: skip
+
+
+_NOT_TEXT = (
+    "reindex re-embeds text; {} is about {}: ingest the files into a new collection made "
+    "with the new model instead"
+)
 
 
 def _model_name(model: str | EmbeddingModel, backend: str | None) -> str:

@@ -581,3 +581,36 @@ def test_extractive_answer_quotes_with_citations_and_marked_evidence(page, offic
     expect(page.locator("#citation-title")).to_contain_text("[1]")
     expect(page.locator("#citation-quote")).to_have_text(OFFICE["installed"])
     assert page.locator("#answer-box b").count() == 0
+
+
+# ---- an image collection: search by an example image, thumbnails -----------------------------
+
+
+def test_image_collection_searches_by_example_and_shows_thumbnails(page, live_server, tmp_path):
+    from tests.ingest.photos import query_photo, write_photo_folder
+
+    written = write_photo_folder(tmp_path / "album")
+    with live_server.client() as http:
+        created = http.post("/collections", json={"name": "album", "model": "efficientnet-lite0"})
+        assert created.status_code == 201, created.text
+        upload(http, "album", [path for files in written.values() for path in files])
+    open_page(page, live_server.url, "album")
+    expect(page.locator("#stat-model")).to_have_text("efficientnet-lite0")
+    expect(page.locator("#image-query")).to_be_visible()
+
+    page.set_input_files("#search-image", str(query_photo(tmp_path, "flower")))
+    expect(page.locator("#results-summary")).to_have_text(re.compile(r"^\d+ results?"))
+    sources = [hit["source"] for hit in hits(page)[:3]]
+    assert sorted(sources) == ["flower-crop.webp", "flower-mirrored.png", "flower.jpg"]
+    thumbnail = page.locator("[data-testid=hit-thumb]").first
+    expect(thumbnail).to_have_attribute("src", re.compile(r"^blob:"))
+    page.wait_for_function("document.querySelector('[data-testid=hit-thumb]').naturalWidth > 0")
+    assert thumbnail.evaluate("img => Math.max(img.naturalWidth, img.naturalHeight)") == 160
+
+    page.set_input_files("#search-image", [])  # typed words search the file names
+    search(page, "china")
+    assert {hit["source"] for hit in hits(page)} == {
+        "china.jpg",
+        "china-mirrored.png",
+        "china-crop.webp",
+    }

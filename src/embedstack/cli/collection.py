@@ -31,7 +31,7 @@ from embedstack.cli.common import (
     user_errors,
 )
 from embedstack.collection import Collection
-from embedstack.errors import CorruptCollectionError
+from embedstack.errors import CorruptCollectionError, InvalidInputError
 from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.models import DEFAULT_MODEL
 
@@ -102,7 +102,10 @@ def ingest(
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL); unchanged files are skipped.
 
-    Exits with 1 when some files could not be ingested (each is listed with the reason).
+    A collection made with an image model (--model efficientnet-lite0) takes images instead,
+    one row each; one made with a sequence model (--model kmer-dna) takes FASTA, FASTQ and
+    GenBank files, one row per record. Exits with 1 when some files could not be ingested
+    (each is listed with the reason).
     """
     with Collection.open(collection, model) as kb:
         load_model_with_status(kb)
@@ -140,7 +143,14 @@ def print_ingest_report(report, collection: Path, count: int) -> None:
 @user_errors
 def search(
     collection: CollectionArg,
-    query: Annotated[str, typer.Argument(help="What to look for.")],
+    query: Annotated[
+        str | None,
+        typer.Argument(help="What to look for (a sequence, in a sequence collection)."),
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="Search an image collection by this example image."),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.")] = 5,
     filter: Annotated[
         str | None, typer.Option("--filter", help='Metadata filter, e.g. \'{"lang": "en"}\'.')
@@ -156,13 +166,18 @@ def search(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search a collection: hybrid (BM25 + meaning) by default."""
+    """Search a collection: hybrid (BM25 + meaning) by default; by example in an image
+    (--image) or sequence collection, or by file name there with --mode keyword."""
     where = parse_filter(filter)
     with open_existing(collection) as kb:
-        load_model_with_status(kb)
+        query = search_query(kb, query, image, mode)
+        if mode != "keyword":
+            load_model_with_status(kb)
         hits = kb.search(
             query, k=k, filter=where, mode=mode, rerank=rerank, diversity=diversity, fusion=fusion
         )
+        if kb.modality != "text" and mode == "hybrid":
+            mode = "dense"  # what an example is searched by
     if as_json:
         print_json([{**hit.to_dict(), "stages": hit.scores_by_stage} for hit in hits])
         return
@@ -181,11 +196,36 @@ def search(
     out.print(table)
 
 
+def search_query(kb: Collection, query: str | None, image: Path | None, mode: str) -> str:
+    """The query to search with: the text, the sequence, or the example image's path."""
+    if image is not None:
+        if query is not None:
+            raise InvalidInputError("give a query or --image, not both")
+        if kb.modality != "image":
+            raise InvalidInputError(
+                f"--image searches an image collection; {kb.folder} holds {kb.modality}"
+            )
+        return str(image)
+    if query is None:
+        raise InvalidInputError("what to look for: give a query (or --image for images)")
+    if kb.modality == "image" and mode != "keyword" and not Path(query).is_file():
+        raise InvalidInputError(
+            f"{kb.folder} is an image collection: search it by example (--image PATH), "
+            "or its file names with --mode keyword"
+        )
+    return query
+
+
 def describe_origin(metadata: dict) -> str:
     """'guide.pdf p.3 · Setup > Install' for ingested chunks; the metadata JSON otherwise."""
     if "file_name" not in metadata:
         return json.dumps(metadata, ensure_ascii=False)
     origin = str(metadata["file_name"])
+    if "record_id" in metadata:  # a sequence
+        length, alphabet = metadata.get("length", "?"), metadata.get("alphabet", "")
+        origin += f" {metadata['record_id']} ({length} {alphabet})"
+    if "width" in metadata and "height" in metadata:  # an image
+        origin += f" {metadata['width']}×{metadata['height']}"
     if "page" in metadata:
         origin += f" p.{metadata['page']}"
     if "row" in metadata:

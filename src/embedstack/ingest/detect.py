@@ -31,6 +31,7 @@ EXTENSIONS = {
     ".ndjson": "jsonl",
 }
 FORMATS = sorted(set(EXTENSIONS.values()))
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _SAMPLE_BYTES = 4096
@@ -74,6 +75,10 @@ def detect_format(path: Path, data: bytes) -> str:
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
         return _zip_format(data)
+    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        raise IngestError(
+            "an image: images go into an image collection (e.g. --model efficientnet-lite0)"
+        )
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise IngestError("legacy Office file (.doc/.xls): save it as .docx first")
     utf16 = "utf-16" if head.startswith(_UTF16_BOMS) else bomless_utf16(data)

@@ -45,11 +45,15 @@ def _name_problem(path: Path, is_folder: bool) -> FileProblem | None:
     return FileProblem(printable(path), f"{kind} name is not valid UTF-8")
 
 
-def discover(paths: list[str | Path], glob: str | None = None) -> Discovery:
+def discover(
+    paths: list[str | Path], glob: str | None = None, extensions: frozenset[str] | None = None
+) -> Discovery:
     """Files under `paths`: explicit files always; in folders, supported (or `glob`) ones.
 
-    Hidden files and folders are skipped. A folder reached twice through symlinks is reported
-    as a symlink loop once and not walked again.
+    Supported means a text format's extension, or none at all; or, when `extensions` is
+    given (an image or sequence collection), one of those. Hidden files and folders are
+    skipped. A folder reached twice through symlinks is reported as a symlink loop once and
+    not walked again.
     """
     found = Discovery([], [], [])
     seen_files: set[Path] = set()
@@ -60,7 +64,7 @@ def discover(paths: list[str | Path], glob: str | None = None) -> Discovery:
             found.problems.append(problem)
         elif path.is_dir():
             found.roots.append(path)
-            for file in _walk(path, glob, found.problems):
+            for file in _walk(path, glob, extensions, found.problems):
                 if file not in seen_files:
                     seen_files.add(file)
                     found.files.append(file)
@@ -73,7 +77,9 @@ def discover(paths: list[str | Path], glob: str | None = None) -> Discovery:
     return found
 
 
-def _walk(root: Path, glob: str | None, problems: list[FileProblem]):
+def _walk(
+    root: Path, glob: str | None, extensions: frozenset[str] | None, problems: list[FileProblem]
+):
     visited: set[tuple[int, int]] = set()
 
     def on_error(error: OSError) -> None:
@@ -101,7 +107,7 @@ def _walk(root: Path, glob: str | None, problems: list[FileProblem]):
         subfolders[:] = kept
         for name in sorted(names):
             path = Path(folder) / name
-            if not name.startswith(".") and _wanted(path.relative_to(root), glob):
+            if not name.startswith(".") and _wanted(path.relative_to(root), glob, extensions):
                 problem = _name_problem(path, is_folder=False)
                 if problem:
                     problems.append(problem)
@@ -109,7 +115,9 @@ def _walk(root: Path, glob: str | None, problems: list[FileProblem]):
                     yield path
 
 
-def _wanted(relative: Path, glob: str | None) -> bool:
+def _wanted(relative: Path, glob: str | None, extensions: frozenset[str] | None) -> bool:
+    if glob is None and extensions is not None:
+        return relative.suffix.lower() in extensions
     if glob is None:
         return relative.suffix.lower() in EXTENSIONS or not relative.suffix
     return fnmatch.fnmatch(relative.as_posix(), glob) or fnmatch.fnmatch(relative.name, glob)

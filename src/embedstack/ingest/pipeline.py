@@ -24,6 +24,7 @@ from embedstack.ingest.chunking import Chunker, TextChunk
 from embedstack.ingest.detect import detect_format
 from embedstack.ingest.discovery import FileProblem, discover, os_reason, read_file
 from embedstack.ingest.documents import Document
+from embedstack.ingest.items import ITEM_MODALITIES, Item, extensions, reader
 from embedstack.ingest.loaders import load_documents
 from embedstack.ingest.options import IngestOptions
 from embedstack.ingest.report import IngestReport
@@ -56,7 +57,7 @@ class _Prepared:
     record: SourceRecord
     texts: list[str]
     metadatas: list[dict[str, Any]]
-    embed_texts: list[str]
+    embed_inputs: list[str]  # what the model reads: chunk text with its context line, a path
     is_update: bool
 
 
@@ -78,6 +79,17 @@ class Ingestor:
         text_field, contextual = options.text_field, options.contextual
         self.model = model
         self.store = store
+        self.glob = options.glob
+        self.sync = options.sync
+        self.max_bytes = int(options.max_file_mb * 1e6)
+        self.max_chars = options.max_chars
+        self.batch_chunks = options.batch_chunks
+        self.show_progress = show_progress
+        self.on_progress = on_progress or (lambda event, n: None)
+        if model.modality != "text":
+            self._init_items(options)
+            return
+        self.extensions: frozenset[str] | None = None  # the text formats' (detect.EXTENSIONS)
         self.counter = TokenCounter.for_model(model)
         budget = token_budget(model, self.counter)
         if chunk_tokens is not None and chunk_tokens > budget:
@@ -90,13 +102,6 @@ class Ingestor:
         self.context_tokens = min(reserve, budget - self.chunk_tokens)
         self.chunker = Chunker(self.counter, self.chunk_tokens, overlap)
         self.text_field = text_field
-        self.glob = options.glob
-        self.sync = options.sync
-        self.max_bytes = int(options.max_file_mb * 1e6)
-        self.max_chars = options.max_chars
-        self.batch_chunks = options.batch_chunks
-        self.show_progress = show_progress
-        self.on_progress = on_progress or (lambda event, n: None)
         self.recipe = json.dumps(
             {
                 "version": RECIPE_VERSION,
@@ -108,10 +113,29 @@ class Ingestor:
             sort_keys=True,
         )
 
+    def _init_items(self, options: IngestOptions) -> None:
+        """Set up for a collection of images or sequences: one row per item, no chunking."""
+        modality = self.model.modality
+        if modality not in ITEM_MODALITIES:
+            raise InvalidInputError(
+                f"{self.model.name} embeds {modality}: files cannot be ingested"
+            )
+        text_only = {
+            "chunk_tokens": options.chunk_tokens is not None,
+            "overlap": options.overlap != 0,
+            "text_field": options.text_field is not None,
+        }
+        if any(text_only.values()):
+            given = ", ".join(name for name, set_ in text_only.items() if set_)
+            raise InvalidInputError(f"{given}: only for text; this is a {modality} collection")
+        self.extensions = extensions(modality)
+        self.read_items = reader(modality)
+        self.recipe = json.dumps({"version": RECIPE_VERSION, "items": modality}, sort_keys=True)
+
     def run(self, paths: Sequence[str | Path]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
-        found = discover(list(paths), self.glob)
+        found = discover(list(paths), self.glob, self.extensions)
         report.failed.extend(found.problems)
         known = {record.path: record for record in self.store.sources()}
         pending: list[_Prepared] = []
@@ -176,6 +200,8 @@ class Ingestor:
         content_hash = hashlib.sha256(data).hexdigest()
         if known and known.content_hash == content_hash and known.recipe == self.recipe:
             return None
+        if self.model.modality != "text":
+            return self._prepare_items(path, data, content_hash, known)
         format = detect_format(path, data)
         if (
             format in ("text", "markdown", "html")
@@ -198,7 +224,7 @@ class Ingestor:
         ids: list[str] = []
         texts: list[str] = []
         metadatas: list[dict[str, Any]] = []
-        embed_texts: list[str] = []
+        embed_inputs: list[str] = []
         for document in documents:
             for index, chunk in enumerate(self.chunker.split(document)):
                 row = f"row{document.record}/" if document.record is not None else ""
@@ -206,14 +232,36 @@ class Ingestor:
                 ids.append(f"{path}#{row}{index}")
                 texts.append(chunk.text)
                 metadatas.append(metadata)
-                embed_texts.append(
+                embed_inputs.append(
                     embedding_text(chunk.text, metadata, self.counter, self.context_tokens)
                 )
         if not texts:
             raise IngestError("no text found")
         validate_rows(texts, ids, metadatas)
         record = SourceRecord(str(path), content_hash, self.recipe, format, tuple(ids), time.time())
-        return _Prepared(record, texts, metadatas, embed_texts, is_update=known is not None)
+        return _Prepared(record, texts, metadatas, embed_inputs, is_update=known is not None)
+
+    def _prepare_items(
+        self, path: Path, data: bytes, content_hash: str, known: SourceRecord | None
+    ) -> _Prepared:
+        """An image file or a sequence file as rows: one per image, one per record."""
+        if not data:
+            raise IngestError("empty file (0 bytes)")
+        try:
+            format, items = self.read_items(path, data)
+        except EmbedstackError:
+            raise
+        except Exception as exc:  # third-party parsers raise anything on malformed files
+            raise IngestError(f"cannot read: {type(exc).__name__}: {exc}") from exc
+        if not items:
+            raise IngestError(f"no {self.model.modality} found")
+        ids = [f"{path}#{item.key}" if item.key else str(path) for item in items]
+        metadatas = [_item_metadata(path, format, item) for item in items]
+        texts = [item.text for item in items]
+        validate_rows(texts, ids, metadatas)
+        record = SourceRecord(str(path), content_hash, self.recipe, format, tuple(ids), time.time())
+        embed_inputs = [item.embed_input for item in items]
+        return _Prepared(record, texts, metadatas, embed_inputs, is_update=known is not None)
 
     def _too_long(self, chars: int) -> str:
         return (
@@ -227,10 +275,10 @@ class Ingestor:
         """Embed the pending files' chunks (in slices, for progress), then commit file by file."""
         if not pending:
             return
-        texts = [text for prepared in pending for text in prepared.embed_texts]
-        vectors = np.empty((len(texts), self.model.dim), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_chunks):
-            piece = texts[start : start + self.batch_chunks]
+        inputs = [item for prepared in pending for item in prepared.embed_inputs]
+        vectors = np.empty((len(inputs), self.model.dim), dtype=np.float32)
+        for start in range(0, len(inputs), self.batch_chunks):
+            piece = inputs[start : start + self.batch_chunks]
             vectors[start : start + len(piece)] = self.model.encode_document(piece)
             chunks_done(len(piece))
         offset = 0
@@ -280,6 +328,14 @@ def _metadata(
         meta["row"] = document.record
         for key, value in document.metadata.items():
             meta[f"field_{key}" if key in RESERVED_KEYS else key] = value
+    return meta
+
+
+def _item_metadata(path: Path, format: str, item: Item) -> dict[str, Any]:
+    """Where the item came from, then what its reader found (renamed on clash)."""
+    meta: dict[str, Any] = {"source": str(path), "file_name": path.name, "format": format}
+    for key, value in item.metadata.items():
+        meta[f"field_{key}" if key in meta else key] = value
     return meta
 
 

@@ -26,6 +26,7 @@ from embedstack.server.routes import (
     collections,
     embeddings,
     ingest,
+    media,
     ops,
     search,
 )
@@ -51,7 +52,7 @@ def create_app(config: ServerConfig | None = None, state: ServerState | None = N
     app.state.embedstack = state
     install_handlers(app)
     protected = [Depends(require_key)]
-    for module in (embeddings, chat, collections, search, ingest, analysis):
+    for module in (embeddings, chat, collections, search, media, ingest, analysis):
         app.include_router(module.router, dependencies=protected)
     app.include_router(ops.router)  # /health is open to load balancers
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)

@@ -16,7 +16,7 @@ from typing import Any
 from embedstack.collection import Collection
 from embedstack.config import CONFIG_FILE, CollectionConfig
 from embedstack.errors import CollectionError, CollectionNotFoundError, InvalidInputError
-from embedstack.models import CATALOG
+from embedstack.models import CATALOG, EmbeddingModel, find_spec
 from embedstack.server.errors import HTTPError
 from embedstack.server.models import ModelPool
 from embedstack.store.base import MANIFEST
@@ -63,7 +63,7 @@ class CollectionRegistry:
                 if not (folder / CONFIG_FILE).is_file():
                     raise CollectionNotFoundError(f"no collection named {name!r}")
                 config = CollectionConfig.read(folder)
-                shared = self._models.get(config.model).model if config.model in CATALOG else None
+                shared = self._shared(config.model) if config.model in CATALOG else None
                 collection = Collection.open(folder, shared, create=False)
                 self._open[name] = collection
             return collection
@@ -75,11 +75,20 @@ class CollectionRegistry:
                 raise HTTPError(
                     409, f"a collection named {name!r} exists", "collection_exists", "name"
                 )
-            served = self._models.get(model)  # a catalog name only: 404 for anything else
+            # A catalog name only: 404 for anything else (find_spec says which names exist).
+            shared = self._shared(find_spec(model).name) if model else self._models.get().model
             self.root.mkdir(parents=True, exist_ok=True)
-            collection = Collection.open(folder, served.model, index=index)
+            collection = Collection.open(folder, shared, index=index)
             self._open[name] = collection
             return collection
+
+    def _shared(self, model: str) -> EmbeddingModel | str:
+        """A text model from the server's pool (shared with /v1/embeddings and its batching);
+        an image or sequence model by name, which the collection loads for itself."""
+        if CATALOG[model].modality != "text":
+            CATALOG[model].require_installed()
+            return model
+        return self._models.get(model).model
 
     def delete(self, name: str) -> None:
         folder = self.folder(name)

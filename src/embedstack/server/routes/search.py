@@ -63,6 +63,13 @@ def search(name: str, request: SearchRequest, state: State) -> dict[str, Any]:
     else:
         assert request.query is not None
         check_text(request.query, "query")
+        if collection.modality == "image" and request.mode != "keyword":
+            # A text here would be read as a path on the server: examples are uploaded.
+            raise HTTPError(
+                422, f"{name!r} holds images: upload an example to /collections/{name}/search/"
+                "image, send like (a record id), or search file names with mode keyword",
+                "invalid_input", "query",
+            )  # fmt: skip
         hits = collection.search(request.query, **fields)
     return {
         "hits": [_hit(hit, request.explain) for hit in hits],

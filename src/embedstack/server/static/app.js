@@ -335,6 +335,9 @@ function renderStats(info) {
   set("stat-model", info && info.model);
   set("stat-dim", info && info.dim);
   set("stat-index", info && info.index);
+  const images = Boolean(info && info.modality === "image");
+  $("image-query").hidden = !images;
+  if (!images) $("search-image").value = "";
   $("stat-index").title = info && info.store ? `store: ${info.store}` : "";
   const empty = info && info.count === 0;
   $("results-summary").textContent = empty ? "This collection is empty: upload documents to search them." : $("results-summary").textContent;
@@ -466,6 +469,17 @@ async function runSearch({ like = null, likeText = "" } = {}) {
   const k = Math.min(100, Math.max(1, Number.parseInt($("search-k").value, 10) || 10));
   const body = { k };
   if (filter.filter) body.filter = filter.filter;
+  const example = !like && isImageCollection() ? $("search-image").files[0] : null;
+  if (example) {
+    // An example image is uploaded (the server never reads a path a client names).
+    return runRequest(() => {
+      const form = new FormData();
+      form.append("file", example);
+      form.append("k", String(k));
+      if (filter.filter) form.append("filter", JSON.stringify(filter.filter));
+      return api(collectionPath("search/image"), { method: "POST", body: form });
+    }, [], null, "");
+  }
   if (like) {
     body.like = like;
   } else {
@@ -475,8 +489,20 @@ async function runSearch({ like = null, likeText = "" } = {}) {
       return;
     }
     body.query = query;
-    body.mode = $("search-mode").value;
+    // Typed words in an image collection search its file names.
+    body.mode = isImageCollection() ? "keyword" : $("search-mode").value;
   }
+  return runRequest(
+    () => api(collectionPath("search"), { method: "POST", json: body }),
+    like ? [] : terms(query), like, likeText,
+  );
+}
+
+function isImageCollection() {
+  return Boolean(state.info && state.info.modality === "image");
+}
+
+async function runRequest(request, words, like, likeText) {
   state.likeId = like;
   $("like-banner").hidden = !like;
   if (like) $("like-text").textContent = likeText.length > 90 ? `${likeText.slice(0, 89)}…` : likeText;
@@ -486,10 +512,10 @@ async function runSearch({ like = null, likeText = "" } = {}) {
   $("results").setAttribute("aria-busy", "true");
   $("results-summary").textContent = "Searching…";
   try {
-    const answer = await api(collectionPath("search"), { method: "POST", json: body });
+    const answer = await request();
     if (seq !== state.searchSeq) return;
     clearError();
-    renderHits(answer.hits || [], answer.seconds, like ? [] : terms(query));
+    renderHits(answer.hits || [], answer.seconds, words);
   } catch (err) {
     if (seq !== state.searchSeq) return;
     $("results-summary").textContent = "";
@@ -605,6 +631,8 @@ function renderHits(hits, seconds, words) {
     head.append(score);
     item.append(head);
 
+    if (metadata.format === "image" && isImageCollection()) item.append(thumbnail(hit, metadata));
+
     if (metadata.heading) {
       const heading = el("div", "hit-heading", metadata.heading);
       heading.dataset.testid = "hit-heading";
@@ -642,6 +670,23 @@ function renderHits(hits, seconds, words) {
     item.append(actions);
     list.append(item);
   });
+}
+
+/** The stored image, fetched with the API key (an <img src> could not send it). */
+function thumbnail(hit, metadata) {
+  const image = el("img", "hit-thumb");
+  image.dataset.testid = "hit-thumb";
+  image.alt = String(metadata.file_name || hit.id);
+  if (metadata.width && metadata.height) image.title = `${metadata.width}×${metadata.height}`;
+  const path = collectionPath(`thumbnail?id=${encodeURIComponent(hit.id)}&size=160`);
+  api(path, { raw: true })
+    .then((response) => response.blob())
+    .then((blob) => {
+      image.src = URL.createObjectURL(blob);
+      image.addEventListener("load", () => URL.revokeObjectURL(image.src), { once: true });
+    })
+    .catch(() => image.classList.add("missing"));
+  return image;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2021,6 +2066,9 @@ function wire() {
   });
   $("filter-add").addEventListener("click", () => addFilterRow().querySelector("input").focus());
   $("filter-json").addEventListener("input", () => validateFilter());
+  $("search-image").addEventListener("change", () => {
+    if ($("search-image").files.length) runSearch();
+  });
   $("like-clear").addEventListener("click", () => {
     $("like-banner").hidden = true;
     state.likeId = null;
