@@ -94,6 +94,10 @@ def detect_format(path: Path, data: bytes) -> str:
         )
     if _is_audio(head):
         return "audio"
+    if EXTENSIONS.get(path.suffix.lower()) == "audio":  # an MP3 without a tag, or not audio
+        if _is_mpeg_frame(head):
+            return "audio"
+        raise IngestError(f"not an audio file despite its name ({path.suffix.lower()})")
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise IngestError("legacy Office file (.doc/.xls): save it as .docx first")
     utf16 = "utf-16" if head.startswith(_UTF16_BOMS) else bomless_utf16(data)
@@ -105,10 +109,6 @@ def detect_format(path: Path, data: bytes) -> str:
     if start.startswith(_HTML_MARKERS) or (start.startswith(b"<?xml") and b"<html" in start):
         return "html"
     by_extension = EXTENSIONS.get(path.suffix.lower())
-    if by_extension == "audio":
-        if _is_mpeg_frame(head):
-            return "audio"
-        raise IngestError(f"not an audio file despite its name ({path.suffix.lower()})")
     if by_extension in {"pdf", "docx"}:  # the name promises a binary format the bytes lack
         raise IngestError(f"not a {by_extension.upper()} file despite its name")
     if by_extension:
