@@ -146,11 +146,12 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=len(SENTENCES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--real-speech", type=Path, default=Path("/usr/share/sounds/alsa"))
+    parser.add_argument("--chunk-tokens", type=int, nargs="+", default=[SEARCH_CHUNK_TOKENS])
+    parser.add_argument("--only-search", action="store_true", help="skip parts 1 and 3")
     args = parser.parse_args()
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         sys.exit("espeak-ng is not installed (make speech)")
-    from embedstack import Collection
     from embedstack.models.speech import load_whisper
 
     sentences = SENTENCES[: args.sentences]
@@ -160,15 +161,26 @@ def main() -> None:
     load_whisper(args.threads)
     print(f"Whisper base loaded in {time.perf_counter() - started:.1f} s (int8, beam 1)\n")
 
-    # 1. transcription: WER and real-time factor, per voice and overall
     clips: list[tuple[Path, str, str, int]] = []
     for i, sentence in enumerate(sentences):
         voice, speed = VOICES[i % len(VOICES)], SPEEDS[i // len(VOICES) % len(SPEEDS)]
         clips.append((speak(espeak, sentence, voice, speed, work / f"s{i:02d}.wav"), sentence,
                       voice, speed))  # fmt: skip
+    if not args.only_search:
+        transcription_table(clips, args.threads)
+    clip_folder, spans, audio_seconds = long_clips(clips, work)
+    for chunk_tokens in args.chunk_tokens:
+        search_table(sentences, clip_folder, spans, audio_seconds, chunk_tokens, work)
+    if not args.only_search:
+        real_speech(args.real_speech, args.threads)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def transcription_table(clips: list[tuple[Path, str, str, int]], threads: int) -> None:
+    """Part 1: WER and real-time factor, per voice, per speed and overall."""
     rows: list[tuple[str, int, str, str, float, float, float]] = []
     for path, sentence, voice, speed in clips:
-        document, wall, cpu_s = transcribe(path, args.threads)
+        document, wall, cpu_s = transcribe(path, threads)
         rows.append((voice, speed, sentence, document.text, document.metadata["duration"],
                      wall, cpu_s))  # fmt: skip
     print("| voices | clips | audio s | WER | RTF wall | RTF CPU |")
@@ -188,7 +200,9 @@ def main() -> None:
     for voice, speed, sentence, heard, *_ in worst:
         print(f"  [{voice} {speed}] {sentence!r} -> {heard!r}")
 
-    # 2. search: multi-sentence clips with known spans
+
+def long_clips(clips: list[tuple[Path, str, str, int]], work: Path):
+    """Part 2's recordings: the sentences 5 by 5 with pauses; each sentence's (clip, span)."""
     spans: list[tuple[str, float, float]] = []  # (clip name, start, end) per sentence
     clip_folder = work / "clips"
     clip_folder.mkdir()
@@ -203,12 +217,19 @@ def main() -> None:
             offset += len(samples) / rate + PAUSE_SECONDS
         write_wav(clip_folder / name, np.concatenate(parts), rate)
         audio_seconds += offset
-    kb = Collection.open(work / "kb")
+    return clip_folder, spans, audio_seconds
+
+
+def search_table(sentences, clip_folder, spans, audio_seconds, chunk_tokens, work) -> None:
+    """Part 2: ingest the clips, search each sentence; right clip, and right moment?"""
+    from embedstack import Collection
+
+    kb = Collection.open(work / f"kb{chunk_tokens}")
     wall, cpu_before = time.perf_counter(), cpu_seconds()
-    report = kb.ingest(clip_folder, chunk_tokens=SEARCH_CHUNK_TOKENS)
+    report = kb.ingest(clip_folder, chunk_tokens=chunk_tokens)
     ingest_wall, ingest_cpu = time.perf_counter() - wall, cpu_seconds() - cpu_before
     assert not report.failed, report.failed
-    right_clip = in_span = overlaps = 0
+    right_clip = in_span = overlaps = inside = 0
     offsets = []
     for sentence, (name, start, end) in zip(sentences, spans, strict=True):
         hit = kb.search(sentence, k=1)[0]
@@ -218,33 +239,36 @@ def main() -> None:
         time_start, time_end = hit.metadata["time_start"], hit.metadata["time_end"]
         in_span += start - TIME_SLACK <= time_start <= end
         overlaps += time_start < end and time_end > start
+        inside += time_start - TIME_SLACK <= start and end <= time_end + TIME_SLACK
         offsets.append(time_start - start)
     n = len(sentences)
     print(f"\nSearch: {n} sentences in {len(spans) // CLIP_SENTENCES} clips "
           f"({audio_seconds:.0f} s of audio), {report.chunks_added} chunks of "
-          f"≤{SEARCH_CHUNK_TOKENS} tokens; ingest {ingest_wall:.1f} s wall, "
+          f"≤{chunk_tokens} tokens; ingest {ingest_wall:.1f} s wall, "
           f"{ingest_cpu:.1f} s CPU (RTF {ingest_wall / audio_seconds:.3f})")  # fmt: skip
     print(
-        "| query | top-1 right clip | time stamp in the sentence (±0.5 s) | hit span overlaps "
-        "it | median start − sentence start |"
+        "| chunk tokens | top-1 right clip | hit starts in the sentence (±0.5 s) | sentence "
+        "inside the hit's span (±0.5 s) | spans overlap | median hit start − sentence start |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     median = float(np.median(offsets)) if offsets else float("nan")
-    print(f"| the sentence's words | {right_clip}/{n} ({right_clip / n:.0%}) | {in_span}/{n} "
-          f"({in_span / n:.0%}) | {overlaps}/{n} | {median:+.2f} s |")  # fmt: skip
+    print(f"| {chunk_tokens} | {right_clip}/{n} ({right_clip / n:.0%}) | {in_span}/{n} "
+          f"({in_span / n:.0%}) | {inside}/{n} | {overlaps}/{n} | {median:+.2f} s |")  # fmt: skip
     kb.close()
 
-    # 3. real recorded speech
-    recordings = sorted(args.real_speech.glob("*.wav")) if args.real_speech.is_dir() else []
+
+def real_speech(folder: Path, threads: int) -> None:
+    """Part 3: recorded human voices, where a package installed them."""
+    recordings = sorted(folder.glob("*.wav")) if folder.is_dir() else []
     recordings = [p for p in recordings if p.stem != "Noise"]
     if recordings:
-        print(f"\nReal recorded speech ({args.real_speech}, Debian alsa-utils, GPL-2):")
+        print(f"\nReal recorded speech ({folder}, Debian alsa-utils, GPL-2):")
         print("| file | expected | heard | WER | RTF wall |")
         print("|---|---|---|---|---|")
         references, heard = [], []
         for path in recordings:
             expected = path.stem.replace("_", " ")
-            document, wall, _ = transcribe(path, args.threads)
+            document, wall, _ = transcribe(path, threads)
             references.append(expected)
             heard.append(document.text)
             wer = word_error_rate([expected], [document.text])
@@ -252,8 +276,7 @@ def main() -> None:
                   f"{wall / document.metadata['duration']:.3f} |")  # fmt: skip
         print(f"| all | | | {word_error_rate(references, heard):.3f} | |")
     else:
-        print(f"\nNo real recordings at {args.real_speech} (apt-get install alsa-utils)")
-    shutil.rmtree(work, ignore_errors=True)
+        print(f"\nNo real recordings at {folder} (apt-get install alsa-utils)")
 
 
 if __name__ == "__main__":
