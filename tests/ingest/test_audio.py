@@ -18,7 +18,7 @@ from embedstack import Collection
 from embedstack.cli.collection import describe_origin
 from embedstack.errors import IngestError
 from embedstack.ingest.detect import detect_format
-from embedstack.ingest.timecode import timecode
+from embedstack.timecode import timecode
 
 ESPEAK = shutil.which("espeak-ng")
 pytestmark = [

@@ -33,8 +33,8 @@ from embedstack.cli.common import (
 from embedstack.collection import Collection
 from embedstack.errors import CorruptCollectionError, InvalidInputError
 from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
-from embedstack.ingest.timecode import timecode
 from embedstack.models import DEFAULT_MODEL
+from embedstack.timecode import timecode
 
 
 @user_errors
