@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := demo-kb
 
-.PHONY: install demo test lint bench bench-images clean browser image-data
+.PHONY: install demo test lint bench bench-images clean browser image-data speech
 
 # The web page's tests drive Debian's Chromium with playwright (never a browser download).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -48,7 +48,12 @@ image-data:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		tuxpaint-stamps-default; }
 
-test: $(STAMP) browser
+# Audio ingest's tests and benchmark speak their inputs with Debian's espeak-ng (no recordings).
+speech:
+	test -x /usr/bin/espeak-ng || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; }
+
+test: $(STAMP) browser speech
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports          # layers of docs/architecture.md, no import circles
 	$(VENV)/bin/mypy                  # type-checks src/ (settings in pyproject.toml)

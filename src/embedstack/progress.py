@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -39,13 +38,36 @@ def progress_bar(
         yield advance
 
 
+class Bar:
+    """One bar: call it with the amount done; `add_total` grows its total (and shows it)."""
+
+    def __init__(self, progress: Progress | None = None, task: TaskID | None = None) -> None:
+        self._progress = progress
+        self._task = task
+
+    def __call__(self, n: float) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def add_total(self, n: float) -> None:
+        if self._progress is not None and self._task is not None:
+            total = self._progress.tasks[self._task].total or 0
+            self._progress.update(self._task, total=total + n, visible=True)
+
+
 @contextmanager
 def progress_tasks(
-    tasks: Sequence[tuple[str, int | None, str]], *, enabled: bool = True
-) -> Iterator[tuple[Callable[[int], None], ...]]:
-    """Several bars at once, given as (description, total or None, unit); yields `advance`s."""
+    tasks: Sequence[tuple[str, int | None, str]],
+    *,
+    enabled: bool = True,
+    hidden: Sequence[str] = (),
+) -> Iterator[tuple[Bar, ...]]:
+    """Several bars at once, given as (description, total or None, unit); yields their `Bar`s.
+
+    Bars named in `hidden` appear on their first `add_total` (a bar that may not apply, such
+    as seconds of audio transcribed, stays out of a run that has none)."""
     if not enabled:
-        yield tuple((lambda n: None) for _ in tasks)
+        yield tuple(Bar() for _ in tasks)
         return
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -57,10 +79,12 @@ def progress_tasks(
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         ids = [
-            progress.add_task(description, total=total, unit=unit)
+            progress.add_task(
+                description, total=total, unit=unit, visible=description not in hidden
+            )
             for description, total, unit in tasks
         ]
-        yield tuple(functools.partial(_advance, progress, task) for task in ids)
+        yield tuple(Bar(progress, task) for task in ids)
 
 
 @contextmanager
@@ -71,10 +95,6 @@ def status(message: str, *, enabled: bool = True) -> Iterator[None]:
         return
     with Console(stderr=True).status(message):
         yield
-
-
-def _advance(progress: Progress, task: TaskID, n: int) -> None:
-    progress.advance(task, n)
 
 
 @contextmanager

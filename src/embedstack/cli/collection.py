@@ -34,6 +34,7 @@ from embedstack.collection import Collection
 from embedstack.errors import CorruptCollectionError, InvalidInputError
 from embedstack.ingest.limits import DEFAULT_MAX_CHARS, DEFAULT_MAX_FILE_MB
 from embedstack.models import DEFAULT_MODEL
+from embedstack.timecode import timecode
 
 
 @user_errors
@@ -98,9 +99,16 @@ def ingest(
     model: Annotated[
         str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
     ] = None,
+    language: Annotated[
+        str | None, typer.Option(help='Audio: the spoken language, e.g. "en" [default: detect].')
+    ] = None,
+    beam_size: Annotated[
+        int, typer.Option(help="Audio: Whisper's beam size (1: fastest).", min=1, max=10)
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL); unchanged files are skipped.
+    """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL, audio); unchanged files are
+    skipped. Speech (WAV, MP3, FLAC, OGG, M4A, WebM) is transcribed with Whisper base.
 
     A collection made with an image model (--model efficientnet-lite0) takes images instead,
     one row each; one made with a sequence model (--model kmer-dna) takes FASTA, FASTQ and
@@ -112,7 +120,8 @@ def ingest(
         report = kb.ingest(
             paths, glob=glob, sync=sync, chunk_tokens=chunk_tokens, overlap=overlap,
             text_field=text_field, contextual=context, max_file_mb=max_file_mb,
-            max_chars=max_chars, show_progress=not as_json,
+            max_chars=max_chars, language=language, beam_size=beam_size,
+            show_progress=not as_json,
         )  # fmt: skip
         count = kb.count()
     if as_json:
@@ -217,7 +226,8 @@ def search_query(kb: Collection, query: str | None, image: Path | None, mode: st
 
 
 def describe_origin(metadata: dict) -> str:
-    """'guide.pdf p.3 · Setup > Install' for ingested chunks; the metadata JSON otherwise."""
+    """'guide.pdf p.3 · Setup > Install', 'meeting.mp3 at 12:31' for ingested chunks; the
+    metadata JSON otherwise."""
     if "file_name" not in metadata:
         return json.dumps(metadata, ensure_ascii=False)
     origin = str(metadata["file_name"])
@@ -228,6 +238,8 @@ def describe_origin(metadata: dict) -> str:
         origin += f" {metadata['width']}×{metadata['height']}"
     if "page" in metadata:
         origin += f" p.{metadata['page']}"
+    if isinstance(metadata.get("time_start"), int | float):
+        origin += f" at {timecode(metadata['time_start'])}"
     if "row" in metadata:
         origin += f" row {metadata['row']}"
     if "heading" in metadata:

@@ -7,6 +7,7 @@ tokens; those splitters either measure characters or lose the offsets.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class TextChunk:
     page: int | None
     page_end: int | None
     heading_path: tuple[str, ...]
+    time_start: float | None = None  # seconds into a recording: its first segment's start
+    time_end: float | None = None  # and its last segment's end (audio only)
 
 
 class Chunker:
@@ -136,6 +139,8 @@ class Chunker:
             page=first.page,
             page_end=last.page,
             heading_path=last.heading_path,  # the deepest: a leading bare heading is its parent
+            time_start=first.time_start,
+            time_end=last.time_end,
         )
 
     def _enforce_limit(self, document: Document, chunks: list[TextChunk]) -> list[TextChunk]:
@@ -152,8 +157,7 @@ class Chunker:
 
 
 def _with_tokens(chunk: TextChunk, tokens: int) -> TextChunk:
-    return TextChunk(chunk.start, chunk.end, chunk.text, tokens, chunk.page, chunk.page_end,
-                     chunk.heading_path)  # fmt: skip
+    return dataclasses.replace(chunk, tokens=tokens)
 
 
 def _sections(document: Document) -> list[Span]:

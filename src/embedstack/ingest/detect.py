@@ -29,12 +29,25 @@ EXTENSIONS = {
     ".tsv": "csv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    # Speech, transcribed by Whisper (pip install "embedstack[audio]").
+    ".wav": "audio",
+    ".mp3": "audio",
+    ".flac": "audio",
+    ".ogg": "audio",
+    ".oga": "audio",
+    ".opus": "audio",
+    ".m4a": "audio",
+    ".webm": "audio",
 }
 FORMATS = sorted(set(EXTENSIONS.values()))
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _SAMPLE_BYTES = 4096
+# Containers whose first bytes say "audio" whatever the name (WAV, FLAC, Ogg, MP3 with an ID3
+# tag, Matroska/WebM); MP4/M4A say "ftyp" at offset 4. A bare MPEG frame header (0xFFEx) is
+# too short to trust on its own, so it counts only under an audio extension.
+_AUDIO_MAGIC = (b"fLaC", b"OggS", b"ID3", b"\x1a\x45\xdf\xa3")
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 
 
@@ -79,6 +92,12 @@ def detect_format(path: Path, data: bytes) -> str:
         raise IngestError(
             "an image: images go into an image collection (e.g. --model efficientnet-lite0)"
         )
+    if _is_audio(head):
+        return "audio"
+    if EXTENSIONS.get(path.suffix.lower()) == "audio":  # an MP3 without a tag, or not audio
+        if _is_mpeg_frame(head):
+            return "audio"
+        raise IngestError(f"not an audio file despite its name ({path.suffix.lower()})")
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise IngestError("legacy Office file (.doc/.xls): save it as .docx first")
     utf16 = "utf-16" if head.startswith(_UTF16_BOMS) else bomless_utf16(data)
@@ -97,6 +116,25 @@ def detect_format(path: Path, data: bytes) -> str:
     if start.startswith(b"{"):
         return "jsonl"
     return "text"
+
+
+def _is_audio(head: bytes) -> bool:
+    if head.startswith(_AUDIO_MAGIC):
+        return True
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return True
+    return head[4:8] == b"ftyp" and head[8:12] in _MP4_AUDIO_BRANDS
+
+
+_MP4_AUDIO_BRANDS = frozenset((b"M4A ", b"M4B ", b"mp42", b"isom", b"mp41", b"dash", b"iso5"))
+
+
+def _is_mpeg_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: 11 sync bits, then a valid version, layer and bit rate."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer, bitrate = (head[1] >> 3) & 3, (head[1] >> 1) & 3, head[2] >> 4
+    return version != 1 and layer != 0 and bitrate != 15
 
 
 def _zip_format(data: bytes) -> str:

@@ -1,6 +1,7 @@
 """What loaders produce: a cleaned document text and the spans of its blocks.
 
-Loaders emit `Block`s (a paragraph, heading, table or list item with its page and heading path).
+Loaders emit `Block`s (a paragraph, heading, table or list item with its page and heading path;
+a transcribed speech segment with its time in the recording).
 `Document.from_blocks` cleans each block and joins them, recording where each block landed, so
 every chunk can point back to character offsets, a page and a heading path in the cleaned text.
 """
@@ -24,7 +25,9 @@ class Block:
     text: str
     page: int | None = None  # 1-based, PDFs only
     heading_path: tuple[str, ...] = ()  # enclosing headings, outermost first (itself included)
-    kind: str = "paragraph"  # paragraph | heading | table | code
+    kind: str = "paragraph"  # paragraph | heading | table | code | speech
+    time_start: float | None = None  # seconds from the start of a recording (audio only)
+    time_end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class BlockSpan:
     page: int | None
     heading_path: tuple[str, ...]
     kind: str
+    time_start: float | None = None
+    time_end: float | None = None
 
 
 @dataclass
@@ -68,7 +73,9 @@ class Document:
                 offset += len(BLOCK_SEPARATOR)
             parts.append(text)
             headings = tuple(map(replace_surrogates, block.heading_path))
-            spans.append(BlockSpan(offset, offset + len(text), block.page, headings, block.kind))
+            span = BlockSpan(offset, offset + len(text), block.page, headings, block.kind,
+                             block.time_start, block.time_end)  # fmt: skip
+            spans.append(span)
             offset += len(text)
         return cls(source, format, "".join(parts), spans, **scrub(extra))
 

@@ -20,6 +20,8 @@ class IngestOptions:
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     max_chars: int = DEFAULT_MAX_CHARS
     batch_chunks: int = 256  # chunks embedded per encoder call, across files
+    language: str | None = None  # audio: the spoken language ("en", "de"); None: detected
+    beam_size: int = 1  # audio: Whisper's beam (1 is greedy: fastest, a little less accurate)
 
     def check(self) -> None:
         if self.chunk_tokens is not None:
@@ -27,6 +29,13 @@ class IngestOptions:
         check_whole_number("overlap", self.overlap, 0)
         check_whole_number("max_chars", self.max_chars, 1)
         check_whole_number("batch_chunks", self.batch_chunks, 1)
+        check_whole_number("beam_size", self.beam_size, 1)
+        if self.language is not None and not (
+            isinstance(self.language, str) and self.language.isascii() and self.language.isalpha()
+        ):
+            raise InvalidInputError(
+                f"language must be a language code such as 'en' or 'de', got {self.language!r}"
+            )
         if isinstance(self.max_file_mb, bool) or not isinstance(self.max_file_mb, int | float):
             raise InvalidInputError(f"max_file_mb must be a number, got {self.max_file_mb!r}")
         if self.max_file_mb <= 0:

@@ -26,11 +26,12 @@ from embedstack.ingest.discovery import FileProblem, discover, os_reason, read_f
 from embedstack.ingest.documents import Document
 from embedstack.ingest.items import ITEM_MODALITIES, Item, extensions, reader
 from embedstack.ingest.loaders import load_documents
+from embedstack.ingest.loaders.audio import AudioProgress, SpeechOptions
 from embedstack.ingest.options import IngestOptions
 from embedstack.ingest.report import IngestReport
 from embedstack.ingest.tokens import TokenCounter, token_budget
 from embedstack.models import EmbeddingModel
-from embedstack.progress import progress_tasks
+from embedstack.progress import Bar, progress_tasks
 from embedstack.rows import validate_rows
 from embedstack.store.base import IngestStore
 from embedstack.types import SourceRecord
@@ -46,7 +47,7 @@ RECIPE_VERSION = 1  # bump when loaders or chunking change what a file turns int
 CONTEXT_TOKENS = 32  # room for the "file — title / heading" line embedded with each chunk
 RESERVED_KEYS = (
     "source", "file_name", "format", "title", "chunk", "start", "end", "page", "page_end",
-    "heading", "row",
+    "heading", "row", "time_start", "time_end", "duration", "language",
 )  # fmt: skip
 
 
@@ -86,6 +87,8 @@ class Ingestor:
         self.batch_chunks = options.batch_chunks
         self.show_progress = show_progress
         self.on_progress = on_progress or (lambda event, n: None)
+        self.speech = SpeechOptions(options.language, options.beam_size)
+        self.audio_progress: AudioProgress | None = None
         if model.modality != "text":
             self._init_items(options)
             return
@@ -102,16 +105,20 @@ class Ingestor:
         self.context_tokens = min(reserve, budget - self.chunk_tokens)
         self.chunker = Chunker(self.counter, self.chunk_tokens, overlap)
         self.text_field = text_field
-        self.recipe = json.dumps(
-            {
-                "version": RECIPE_VERSION,
-                "chunk_tokens": self.chunk_tokens,
-                "overlap": overlap,
-                "context_tokens": self.context_tokens,
-                "text_field": text_field,
-            },
-            sort_keys=True,
-        )
+        recipe: dict[str, Any] = {
+            "version": RECIPE_VERSION,
+            "chunk_tokens": self.chunk_tokens,
+            "overlap": overlap,
+            "context_tokens": self.context_tokens,
+            "text_field": text_field,
+        }
+        # Speech settings join the recipe only when set: collections made before audio
+        # existed keep their recipe (and are not re-ingested for nothing).
+        if options.language is not None:
+            recipe["language"] = options.language
+        if options.beam_size != 1:
+            recipe["beam_size"] = options.beam_size
+        self.recipe = json.dumps(recipe, sort_keys=True)
 
     def _init_items(self, options: IngestOptions) -> None:
         """Set up for a collection of images or sequences: one row per item, no chunking."""
@@ -141,9 +148,12 @@ class Ingestor:
         pending: list[_Prepared] = []
         self.on_progress("files_total", len(found.files))
         with progress_tasks(
-            [("Files", len(found.files), "files"), ("Chunks", None, "chunks")],
+            [("Files", len(found.files), "files"), ("Chunks", None, "chunks"),
+             ("Audio", 0, "s")],
             enabled=self.show_progress,
-        ) as (files_bar, chunks_bar):
+            hidden=("Audio",),
+        ) as (files_bar, chunks_bar, audio_bar):  # fmt: skip
+            self.audio_progress = _AudioBar(audio_bar)
 
             def files_done(n: int) -> None:
                 files_bar(n)
@@ -213,7 +223,9 @@ class Ingestor:
                 "in any encoding (raise the limit with --max-chars)"
             )
         try:
-            documents = load_documents(path, data, format, self.text_field)
+            documents = load_documents(
+                path, data, format, self.text_field, self.speech, self.audio_progress
+            )
         except EmbedstackError:
             raise
         except Exception as exc:  # third-party parsers raise anything on malformed files
@@ -331,6 +343,12 @@ def _metadata(
         meta["page_end"] = chunk.page_end
     if chunk.heading_path:
         meta["heading"] = " > ".join(chunk.heading_path)
+    if chunk.time_start is not None:
+        meta["time_start"] = chunk.time_start
+        meta["time_end"] = chunk.time_end
+        for key in ("duration", "language"):
+            if key in document.metadata:
+                meta[key] = document.metadata[key]
     if document.title:
         meta["title"] = document.title
     if document.record is not None:
@@ -346,6 +364,19 @@ def _item_metadata(path: Path, format: str, item: Item) -> dict[str, Any]:
     for key, value in item.metadata.items():
         meta[f"field_{key}" if key in meta else key] = value
     return meta
+
+
+class _AudioBar:
+    """Seconds of audio transcribed, on the "Audio" bar (shown once a recording is opened)."""
+
+    def __init__(self, bar: Bar) -> None:
+        self.bar = bar
+
+    def add_total(self, seconds: float) -> None:
+        self.bar.add_total(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.bar(seconds)
 
 
 def embedding_text(

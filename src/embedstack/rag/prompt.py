@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from embedstack.errors import InvalidInputError
 from embedstack.rag.llm import ChatModel, Message
+from embedstack.timecode import timecode
 from embedstack.types import Hit
 
 SYSTEM = (
@@ -26,11 +27,14 @@ class Prompt:
 
 
 def source_label(hit: Hit) -> str:
-    """'guide.pdf, p. 3, Setup > Install' — what the model (and the reader) sees per source."""
+    """'guide.pdf, p. 3, Setup > Install', 'meeting.mp3, at 12:31' — what the model (and the
+    reader) sees per source."""
     meta = hit.metadata
     parts = [str(meta.get("file_name") or meta.get("source") or hit.id)]
     if "page" in meta:
         parts.append(f"p. {meta['page']}")
+    if isinstance(meta.get("time_start"), int | float):
+        parts.append(f"at {timecode(meta['time_start'])}")
     if meta.get("heading"):
         parts.append(str(meta["heading"]))
     return ", ".join(parts)

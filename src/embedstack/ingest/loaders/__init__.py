@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from embedstack.ingest.documents import Document
+from embedstack.ingest.loaders.audio import AudioProgress, SpeechOptions, load_audio
 from embedstack.ingest.loaders.docx import load_docx
 from embedstack.ingest.loaders.html import load_html
 from embedstack.ingest.loaders.markdown import load_markdown
@@ -23,9 +24,16 @@ _TABULAR = {"csv": load_csv, "jsonl": load_jsonl}
 
 
 def load_documents(
-    path: Path, data: bytes, format: str, text_field: str | None = None
+    path: Path,
+    data: bytes,
+    format: str,
+    text_field: str | None = None,
+    speech: SpeechOptions | None = None,
+    audio_progress: AudioProgress | None = None,
 ) -> list[Document]:
     """Parse `data` (the bytes of `path`) as `format` into cleaned documents."""
+    if format == "audio":
+        return load_audio(path, data, speech, audio_progress)
     if format in _TABULAR:
         return _TABULAR[format](path, data, text_field)
     return _LOADERS[format](path, data)

@@ -26,9 +26,15 @@ COPY_BYTES = 1024 * 1024
 async def upload(
     name: str,
     state: State,
-    files: Annotated[list[UploadFile], File(description="The documents (PDF, DOCX, HTML, …)")],
+    files: Annotated[
+        list[UploadFile], File(description="The documents (PDF, DOCX, HTML, …, speech audio)")
+    ],
     chunk_tokens: Annotated[int | None, Form(ge=8, le=8192)] = None,
     overlap: Annotated[int | None, Form(ge=0, le=4096)] = None,
+    language: Annotated[
+        str | None,
+        Form(max_length=8, description='Audio: the spoken language ("en"); detected when absent'),
+    ] = None,
 ) -> dict[str, Any]:
     collection = state.collections.get(name)
     if not files:
@@ -36,7 +42,9 @@ async def upload(
     if len(files) > state.config.max_inputs:
         raise LimitExceededError(f"{len(files)} files is more than the limit of "
                                  f"{state.config.max_inputs}")  # fmt: skip
-    options = IngestOptions(chunk_tokens=chunk_tokens, overlap=overlap or 0)
+    options = IngestOptions(
+        chunk_tokens=chunk_tokens, overlap=overlap or 0, language=language or None
+    )
     options.check()
     names = [safe_file_name(f.filename) for f in files]
     folder = state.collections.uploads(name)

@@ -585,6 +585,14 @@ function withoutHeadingLines(text, metadata) {
   return lines.slice(start).join("\n");
 }
 
+/** Seconds into a recording as "m:ss", or "h:mm:ss" from an hour on (as the CLI writes it). */
+function timecode(seconds) {
+  const whole = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
+
 function sourceName(metadata, id) {
   return String(metadata.file_name || metadata.source || id);
 }
@@ -624,6 +632,12 @@ function renderHits(hits, seconds, words) {
       const page = el("span", "hit-page", `p. ${metadata.page}${metadata.page_end && metadata.page_end !== metadata.page ? `–${metadata.page_end}` : ""}`);
       page.dataset.testid = "hit-page";
       head.append(page);
+    }
+    if (typeof metadata.time_start === "number") {
+      const time = el("span", "hit-time", `at ${timecode(metadata.time_start)}`);
+      time.dataset.testid = "hit-time";
+      if (typeof metadata.time_end === "number") time.title = `${timecode(metadata.time_start)}–${timecode(metadata.time_end)}`;
+      head.append(time);
     }
     const score = el("span", "hit-score", typeof hit.score === "number" ? hit.score.toFixed(3) : hit.score);
     score.dataset.testid = "hit-score";
@@ -1559,6 +1573,7 @@ function selectPoint(i) {
   const meta = [mapView.label(p.cluster)];
   if (metadata.file_name || metadata.source) meta.push(sourceName(metadata, p.id));
   if (metadata.page !== undefined && metadata.page !== null) meta.push(`p. ${metadata.page}`);
+  if (typeof metadata.time_start === "number") meta.push(`at ${timecode(metadata.time_start)}`);
   $("map-detail-meta").textContent = meta.join(" · ");
   $("map-detail-meta").title = `id: ${p.id}`;
   $("map-detail-text").textContent = flowText(p.text);
