@@ -4,6 +4,7 @@ one-line IngestError naming the record."""
 from __future__ import annotations
 
 import gzip
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,12 @@ def test_a_record_with_no_letters_names_the_record():
     contig_only = COR_GENBANK.split("ORIGIN")[0] + "CONTIG      join(X55053.1:1..513)\n//\n"
     with pytest.raises(IngestError, match="record 'X55053.1': no sequence letters"):
         read(contig_only, "genbank")
+
+
+def test_without_biopython_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "Bio", None)  # what an uninstalled package looks like
+    with pytest.raises(IngestError, match=r"needs BioPython: pip install 'embedstack\[bio\]'"):
+        read(PLASMID_FASTA, "fasta")
 
 
 def test_a_bad_alphabet_override_is_refused():

@@ -261,6 +261,21 @@ def test_bad_parameters_are_one_line_errors():
         load_model("kmer-dna").encode("ACEGT")
 
 
+def test_the_cli_embeds_sequences_with_a_kmer_name():
+    code = "from embedstack.cli.app import main; main()"
+    out = subprocess.run(
+        [sys.executable, "-c", code, "embed", "--model", "kmer-dna-k4", "--json"],
+        input=COR66 + "\n" + KIN1 + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["model"] == "kmer-dna-k4" and answer["dim"] == 256
+    expected = load_model("kmer-dna-k4").encode([COR66, KIN1])
+    np.testing.assert_allclose([d["embedding"] for d in answer["data"]], expected, atol=1e-6)
+
+
 def test_importing_embedstack_loads_neither_scikit_learn_nor_the_kmer_module():
     code = (
         "import sys, embedstack; from embedstack import load_model; "

@@ -113,8 +113,11 @@ def load_model_with_status(kb: Collection) -> None:
 def check_model(model: str, base_url: str | None) -> None:
     """Fail on an unknown model name before reading a large input."""
     from embedstack.models import find_spec
+    from embedstack.models.kmer_backend import is_kmer_name
 
-    if base_url is None and not model.startswith("openai:") and not Path(model).exists():
+    # kmer-dna-k6 and the like are names a resolver knows, not catalog entries
+    named = is_kmer_name(model) or model.startswith("openai:") or Path(model).exists()
+    if base_url is None and not named:
         find_spec(model)
 
 

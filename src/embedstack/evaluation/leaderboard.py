@@ -302,7 +302,7 @@ def precheck(name: str) -> str | None:
     if not spec.installed():
         return f"not installed: {spec.install_command()}"
     if spec.modality != "text":
-        return f"an {spec.modality} model: the leaderboard ranks text retrieval"
+        return f"it embeds {spec.modality}: the leaderboard ranks text retrieval"
     return None
 
 
@@ -361,7 +361,7 @@ def evaluate_one(task: _Task) -> _Outcome:
     if not task.accept_cache_build and cache_state() != cache_before:
         return _Outcome(cache_built=True)
     if encoder.modality != "text":
-        return _failed(task, f"an {encoder.modality} model: the leaderboard ranks text retrieval")
+        return _failed(task, f"it embeds {encoder.modality}: the leaderboard ranks text retrieval")
     try:
         row = _measure(task, encoder, baseline)
     except Exception as exc:  # a model failing on some text must not end the leaderboard

@@ -16,6 +16,7 @@ from typing import Any
 from embedstack.errors import IngestError, InvalidInputError
 
 ITEM_MODALITIES = ("image", "sequence")
+VALIDATE_SIDE = 64  # pixels on the shorter side when an image is only being checked
 
 
 @dataclass
@@ -58,8 +59,8 @@ def read_image_items(path: Path, data: bytes) -> tuple[str, list[Item]]:
     with its reason and the rest of the run goes on."""
     from embedstack.models.image_files import read_image
 
-    try:
-        _, info = read_image(path, data)
+    try:  # decoded small: enough to find a broken file, and a large JPEG decodes 8x faster
+        _, info = read_image(path, data, min_side=VALIDATE_SIDE)
     except InvalidInputError as exc:
         raise IngestError(_without_name(str(exc), path)) from None
     metadata: dict[str, Any] = {

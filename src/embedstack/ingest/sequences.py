@@ -109,7 +109,12 @@ def read_sequences(
     if alphabet != "auto" and alphabet not in ALPHABET_NAMES:
         raise IngestError(f"alphabet must be auto, dna or protein, got {alphabet!r}")
     text = _text(_unpacked(data), format)
-    from Bio import SeqIO  # the `bio` extra: imported only when a sequence file is read
+    try:
+        from Bio import SeqIO  # the `bio` extra: imported only when a sequence file is read
+    except ImportError:
+        raise IngestError(
+            f"reading {_LABELS[format]} needs BioPython: pip install 'embedstack[bio]'"
+        ) from None
 
     label = _LABELS[format]
     if format == "fasta" and not text.lstrip().startswith(">"):

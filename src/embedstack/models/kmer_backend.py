@@ -32,6 +32,11 @@ def from_spec(spec: ModelSpec, backend: str) -> KmerModel:
     return model
 
 
+def is_kmer_name(name: str) -> bool:
+    """Whether `name` is a k-mer model name (`kmer-dna-k6`…), which no catalog entry lists."""
+    return NAME.fullmatch(name) is not None
+
+
 def model_for_name(name: str) -> KmerModel | None:
     """`kmer-dna`, `kmer-dna-k6`, `kmer-dna-k6-canonical`, `kmer-protein-k3`…, or None."""
     match = NAME.fullmatch(name)

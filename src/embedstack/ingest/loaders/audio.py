@@ -74,17 +74,20 @@ def load_audio(
                 samples, language=language, beam_size=options.beam_size, vad_filter=True
             )
             done = 0.0
+            seconds = len(samples) / SAMPLE_RATE
             for segment in segments:
+                # Whisper's last time stamp can overshoot the piece's end by a few frames.
+                reached = min(segment.end, seconds)
                 text = segment.text.strip()
                 if text:
-                    start, end = offset + segment.start, offset + segment.end
+                    start, end = offset + min(segment.start, reached), offset + reached
                     blocks.append(Block(text, kind="speech", time_start=round(start, 2),
                                         time_end=round(end, 2)))  # fmt: skip
                     language = language or info.language
-                progress.advance(max(0.0, segment.end - done))
-                done = max(done, segment.end)
-            decoded = offset + len(samples) / SAMPLE_RATE
-            progress.advance(max(0.0, len(samples) / SAMPLE_RATE - done))
+                progress.advance(max(0.0, reached - done))
+                done = max(done, reached)
+            decoded = offset + seconds
+            progress.advance(max(0.0, seconds - done))
     if declared and decoded < declared * TRUNCATED_SLACK - 1:
         raise IngestError(
             f"truncated or damaged audio: {decoded:.1f} s decoded of {declared:.1f} s declared"

@@ -99,7 +99,7 @@ def thumbnail(
     source = found[0].metadata.get("source")
     if not isinstance(source, str) or not Path(source).is_file():
         raise RecordNotFoundError(f"the image of {id!r} is no longer at its source")
-    image, _ = read_image(source)  # EXIF orientation applied, as it was embedded
+    image, _ = read_image(source, min_side=size)  # upright (EXIF), as it was embedded
     image.thumbnail((size, size))
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=85)
