@@ -95,7 +95,6 @@ import gzip
 import hashlib
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -103,12 +102,12 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import machine
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(
@@ -127,32 +126,7 @@ TOKEN_PATTERN = r"(?u)\b[^\W\d_][\w'-]*\w\b"
 WARMUP_ROWS = 5000  # UMAP switches from exact neighbours to pynndescent at 4,096 rows
 MAX_DOC_SHARE = 0.10  # a newsgroup's distinctive terms: words in at most 10% of all posts
 
-
 # ---- machine, data, embeddings ------------------------------------------------------------------
-
-
-def machine() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    simd = [
-        f
-        for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
-                  "amx_bf16", "amx_int8")
-        if f in flags
-    ]  # fmt: skip
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "simd": simd,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-    }
 
 
 def versions() -> dict:

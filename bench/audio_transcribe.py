@@ -29,6 +29,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_line
 
 SENTENCES = [
     "The quarterly budget meeting has moved to Thursday afternoon.",
@@ -90,14 +91,6 @@ SEARCH_CHUNK_TOKENS = 32
 TIME_SLACK = 0.5
 
 
-def cpu() -> str:
-    info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if "model name" in line)
-    flags = next(line.split(":", 1)[1].split() for line in info.splitlines() if "flags" in line)
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f in flags]
-    return f"{name} ({', '.join(simd)})"
-
-
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -156,7 +149,7 @@ def main() -> None:
 
     sentences = SENTENCES[: args.sentences]
     work = Path(tempfile.mkdtemp(prefix="audio-bench-"))
-    print(f"CPU: {cpu()}; {platform.python_version()}; threads {args.threads}")
+    print(f"{cpu_line()}; {platform.python_version()}; threads {args.threads}")
     started = time.perf_counter()
     load_whisper(args.threads)
     print(f"Whisper base loaded in {time.perf_counter() - started:.1f} s (int8, beam 1)\n")

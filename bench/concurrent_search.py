@@ -88,8 +88,10 @@ def main() -> None:
             stop.set()
             writer.join()
         count = kb.count()
-    print(f"{count:,} chunks · {len(queries)} queries · {args.mode} · k=10 · {platform.machine()}"
-          + (f" · writer: {len(written)} add+delete rounds of 20 rows" if args.writer else ""))
+    print(
+        f"{count:,} chunks · {len(queries)} queries · {args.mode} · k=10 · {platform.machine()}"
+        + (f" · writer: {len(written)} add+delete rounds of 20 rows" if args.writer else "")
+    )
     print("| threads | queries/s | p50 ms | p95 ms |\n|---|---|---|---|")
     for threads, qps, p50, p95 in rows:
         print(f"| {threads} | {qps:.1f} | {p50:.1f} | {p95:.1f} |")

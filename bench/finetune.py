@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from analysis import machine  # bench/analysis.py: CPU model and SIMD flags
+from machine import machine
 
 from embedstack.evaluation.retrieval import evaluate_retrieval
 from embedstack.models import load_model

@@ -29,13 +29,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_line
 
 CLASSES = (
     "animals/birds",
@@ -49,22 +48,6 @@ CLASSES = (
     "space/planets",
     "sports",
 )
-SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx")
-
-
-def cpu_line() -> str:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    simd = " ".join(f for f in SIMD if any(x.startswith(f) for x in flags)) or "unknown"
-    return f"CPU: {model} · {os.cpu_count()} CPUs · SIMD: {simd}"
 
 
 def load_stamps(root: Path) -> tuple[list[str], np.ndarray, list[str]]:

@@ -18,7 +18,8 @@ import json
 import time
 from pathlib import Path
 
-from analysis import machine, versions
+from analysis import versions
+from machine import machine
 
 from embedstack.evaluation.leaderboard import Leaderboard, leaderboard
 

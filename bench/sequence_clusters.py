@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import platform
 import subprocess
 import sys
 import tarfile
@@ -35,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_line
 from sklearn.metrics import v_measure_score
 
 from embedstack.analysis import Clusterer
@@ -68,19 +68,6 @@ LABELS = {  # files without a Pfam/Rfam ID line
     "opuntia": "opuntia_cpDNA",
 }
 KMEANS_SEEDS = 5  # k-means on ~100 points depends on its start: the mean over 5 seeds
-
-
-def cpu() -> str:
-    name, flags = platform.processor(), set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            name = value.strip()
-        elif key.strip() == "flags":
-            flags = set(value.split())
-    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni")
-            if f in flags]  # fmt: skip
-    return f"{name}; SIMD: {' '.join(simd) or 'none'}"
 
 
 def sdist() -> tarfile.TarFile:
@@ -199,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
-    print(f"CPU: {cpu()}")
+    print(f"{cpu_line()}")
     rows = []
     with sdist() as archive:
         for alphabet, files in (("protein", PROTEIN_FILES), ("dna", DNA_FILES)):

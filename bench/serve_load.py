@@ -68,7 +68,6 @@ import csv
 import gzip
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -79,10 +78,10 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
@@ -92,32 +91,6 @@ CHUNK_WORDS = 48
 COLLECTION_CHUNKS = 100_000
 
 # ---- machine ------------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    simd = [
-        f
-        for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-        if f in flags
-    ]
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "simd": simd,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-    }
-
 
 # ---- texts --------------------------------------------------------------------------------------
 

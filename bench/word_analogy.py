@@ -22,11 +22,9 @@ so and exits 0.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWSGROUPS = Path(
@@ -47,19 +46,6 @@ RESTRICT = 300_000
 JARGON = ("nhl", "windows", "encryption", "gun")
 # Misspellings: only FastText can place them (those the corpus happens to hold are skipped).
 UNSEEN = ("encrpytion", "goaltendr", "hocky", "microsfot")
-
-
-def machine() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni") if f in flags]
-    return {"cpu": model, "cores": os.cpu_count(), "simd": simd}
 
 
 def questions() -> list[tuple[str, tuple[str, str, str, str]]]:
