@@ -90,6 +90,8 @@ def test_text_options_and_reindex_are_refused(album):
     kb, _, _ = album
     with pytest.raises(InvalidInputError, match="chunk_tokens: only for text"):
         kb.ingest(kb.folder, chunk_tokens=64)
+    with pytest.raises(InvalidInputError, match="language: only for text"):
+        kb.ingest(kb.folder, language="en")
     with pytest.raises(CollectionError, match="reindex re-embeds text"):
         reindex(kb.folder, "all-MiniLM-L6-v2")
 

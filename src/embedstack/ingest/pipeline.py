@@ -131,6 +131,8 @@ class Ingestor:
             "chunk_tokens": options.chunk_tokens is not None,
             "overlap": options.overlap != 0,
             "text_field": options.text_field is not None,
+            "language": options.language is not None,
+            "beam_size": options.beam_size != 1,
         }
         if any(text_only.values()):
             given = ", ".join(name for name, set_ in text_only.items() if set_)
