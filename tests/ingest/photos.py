@@ -3,6 +3,8 @@ China, a flower), each also saved flipped, cropped and in other formats."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +42,15 @@ def query_photo(folder: Path, name: str) -> Path:
     path = folder / f"query-{name}.jpg"
     view.save(path, quality=85)
     return path
+
+
+def png_header(width: int, height: int, bit_depth: int = 1, colour: int = 0) -> bytes:
+    """A PNG that declares its size but holds no pixel data (a decompression-bomb stand-in)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")

@@ -10,7 +10,7 @@ import pytest
 from embedstack import Collection
 from embedstack.errors import CollectionError, InvalidInputError
 from tests.cli.test_cli import assert_one_line_error, run
-from tests.ingest.photos import query_photo, write_photo_folder
+from tests.ingest.photos import png_header, query_photo, write_photo_folder
 
 pytest.importorskip("PIL")
 IMAGE_MODEL = "efficientnet-lite0"
@@ -23,6 +23,7 @@ def photos(tmp_path_factory):
     (folder / "album" / "notes.txt").write_text("not an image: a folder walk leaves it out")
     (folder / "album" / "truncated.jpg").write_bytes(written["china"][0].read_bytes()[:3000])
     (folder / "album" / "letter.png").write_text("Dear diary, this is text named .png")
+    (folder / "album" / "huge.png").write_bytes(png_header(20_000, 20_000))  # no pixels in it
     return folder, written
 
 
@@ -40,7 +41,8 @@ def test_ingest_stores_one_row_per_image_and_reports_bad_files(album, photos):
     assert kb.modality == "image" and kb.info()["modality"] == "image"
     assert len(report.added) == 6 and kb.count() == 6  # notes.txt is not walked
     failed = {problem.path.rsplit("/", 1)[-1]: problem.reason for problem in report.failed}
-    assert set(failed) == {"truncated.jpg", "letter.png"}, failed
+    assert set(failed) == {"truncated.jpg", "letter.png", "huge.png"}, failed
+    assert "too many pixels" in failed["huge.png"]
     assert all(reason and "\n" not in reason for reason in failed.values())
     china = kb.get(str(written["china"][0]))[0]
     assert china.text == "china.jpg"

@@ -7,10 +7,8 @@ as a user would. The ONNX files are exported once per test run (into the run's o
 from __future__ import annotations
 
 import io
-import struct
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from embedstack import load_model
 from embedstack.errors import InvalidInputError, ModelNotFoundError
 from embedstack.models.cache import CachedEncoder, EmbeddingCache
 from embedstack.models.image_files import IMAGE_EXTENSIONS, MAX_PIXELS, read_image
+from tests.ingest.photos import png_header
 
 Image = pytest.importorskip("PIL.Image")
 skimage_data = pytest.importorskip("skimage.data")
@@ -168,26 +167,14 @@ def test_exif_date_and_camera_are_kept(tmp_path, photos):
     assert plain == info  # bytes given by the caller: the same reading
 
 
-def _png_header(width: int, height: int, bit_depth: int = 1, colour: int = 0) -> bytes:
-    """A PNG that declares its size but holds no pixel data (a decompression-bomb stand-in)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
-
-
 def _bad_files(folder: Path, tmp_path: Path) -> dict[str, str]:
     """file name -> the reason its error must give."""
     good = (folder / "coffee.jpg").read_bytes()
     (tmp_path / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (tmp_path / "notes.png").write_text("these are my notes, not a picture\n")
-    (tmp_path / "huge.png").write_bytes(_png_header(20_000, 20_000))  # past Pillow's own limit
+    (tmp_path / "huge.png").write_bytes(png_header(20_000, 20_000))  # past Pillow's own limit
     side = int(MAX_PIXELS**0.5) + 100
-    (tmp_path / "big.png").write_bytes(_png_header(side, side))  # past ours only
+    (tmp_path / "big.png").write_bytes(png_header(side, side))  # past ours only
     (tmp_path / "empty.jpg").write_bytes(b"")
     return {
         "truncated.jpg": "cannot decode the image",
