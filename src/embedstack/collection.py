@@ -33,7 +33,7 @@ from embedstack.search.engine import SearchEngine
 from embedstack.search.options import SearchOptions
 from embedstack.search.rerank import Reranker, load_reranker
 from embedstack.store.base import MANIFEST
-from embedstack.store.factory import open_store
+from embedstack.store.factory import check_store_spec, open_store
 from embedstack.store.filters import parse_filter
 from embedstack.store.local import DB_FILE
 from embedstack.store.vector_index import INDEX_KINDS
@@ -124,6 +124,7 @@ class Collection:
         *,
         create: bool = True,
         index: str | None = None,
+        store: str | None = None,
         hnsw_m: int = 32,
         ef_search: int = 64,
         cache_size: int = DEFAULT_MAX_ENTRIES,
@@ -131,8 +132,11 @@ class Collection:
         """Open the collection in `path`, creating it (with `model`, default MiniLM) if missing.
 
         `index="hnsw"` builds an approximate HNSW index for large collections; the default is
-        exact search. Opening with a model other than the one the collection was built with
-        is an error, since its vectors would not be comparable. Embeddings of texts are cached
+        exact search. `store` keeps the rows elsewhere than the folder: a server's URL
+        (`"postgresql://user@host/db"`, `"milvus://host:19530"`, `"milvus-lite:file.db"`); the
+        folder then holds only collection.toml and the embedding cache. Opening with a model
+        other than the one the collection was built with is an error, since its vectors would
+        not be comparable. Embeddings of texts are cached
         in the folder (`cache_size` entries at most; 0 turns the cache off). Opening an
         existing collection writes nothing, so a read-only folder can be searched.
         """
@@ -161,6 +165,8 @@ class Collection:
                 raise CollectionError(
                     f"{folder} was created with index {config.index!r}, not {index!r}"
                 )
+            if store is not None and store != config.store:
+                raise CollectionError(f"{folder} keeps its rows in {config.store!r}, not {store!r}")
         else:
             if not create:
                 raise CollectionNotFoundError(f"no collection at {folder} (no {CONFIG_FILE} there)")
@@ -176,7 +182,12 @@ class Collection:
                 encoder = load_model(wanted)
             dim = encoder.dim if encoder is not None else CATALOG[wanted].dim
             config = CollectionConfig(
-                model=wanted, dim=dim, index=index, hnsw_m=hnsw_m, ef_search=ef_search
+                model=wanted,
+                dim=dim,
+                index=index,
+                store=check_store_spec(store or "local"),
+                hnsw_m=hnsw_m,
+                ef_search=ef_search,
             )
             folder.mkdir(parents=True, exist_ok=True)
             config.write(folder)

@@ -21,6 +21,7 @@ from embedstack.cli.common import (
     JsonOpt,
     ModeOpt,
     RerankOpt,
+    StoreOpt,
     err,
     escape_controls,
     load_model_with_status,
@@ -47,6 +48,7 @@ def add(
     index: Annotated[
         str | None, typer.Option(help="Index for a new collection: flat (default) | hnsw.")
     ] = None,
+    store: StoreOpt = None,
     batch_size: BatchOpt = 32,
     as_json: JsonOpt = False,
 ) -> None:
@@ -54,7 +56,7 @@ def add(
     from embedstack.cli.records import read_jsonl_records
 
     records = read_jsonl_records(jsonl)
-    with Collection.open(collection, model, index=index) as kb:
+    with Collection.open(collection, model, index=index, store=store) as kb:
         load_model_with_status(kb)
         kb.add(
             records.texts,
@@ -99,6 +101,7 @@ def ingest(
     model: Annotated[
         str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
     ] = None,
+    store: StoreOpt = None,
     language: Annotated[
         str | None, typer.Option(help='Audio: the spoken language, e.g. "en" [default: detect].')
     ] = None,
@@ -115,7 +118,7 @@ def ingest(
     GenBank files, one row per record. Exits with 1 when some files could not be ingested
     (each is listed with the reason).
     """
-    with Collection.open(collection, model) as kb:
+    with Collection.open(collection, model, store=store) as kb:
         load_model_with_status(kb)
         report = kb.ingest(
             paths, glob=glob, sync=sync, chunk_tokens=chunk_tokens, overlap=overlap,

@@ -37,6 +37,13 @@ BackendOpt = Annotated[
     typer.Option(help="onnx-int8 | onnx | torch (others: see `embedstack models info`)."),
 ]
 BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where a new collection keeps its rows: local (the folder, default), "
+        "postgresql://user@host/db, milvus://host:19530 or milvus-lite:FILE.db."
+    ),
+]
 ModeOpt = Annotated[str, typer.Option(help="hybrid | dense | keyword.")]
 MlflowOpt = Annotated[
     bool, typer.Option("--mlflow", help="Log parameters, metrics (and models) to MLflow.")
