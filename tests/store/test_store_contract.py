@@ -6,6 +6,7 @@ of the given dimension in a fresh place); every test here then runs against it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
@@ -29,7 +30,23 @@ def _local(folder: Path, dim: int) -> IngestStore:
     return open_store(folder, CollectionConfig(model="contract-test", dim=dim))
 
 
-BACKENDS: dict[str, Callable[[Path, int], IngestStore]] = {"local": _local}
+def _postgres(folder: Path, dim: int) -> IngestStore:
+    """Tables of their own per folder, on the session's server (tests/store/conftest.py)."""
+    from tests.store.postgres_server import URL_ENV
+
+    url = os.environ.get(URL_ENV)
+    if not url:
+        pytest.skip("no PostgreSQL server for the tests")
+    table = "t_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]
+    config = CollectionConfig(model="contract-test", dim=dim, store=f"{url}&table={table}")
+    return open_store(folder, config)
+
+
+BACKENDS: dict[str, Callable[[Path, int], IngestStore]] = {
+    "local": _local,
+    "postgresql": _postgres,
+}
+SERVERS = {"postgresql": "postgres_url"}  # backends whose server a fixture starts
 
 ROWS = {
     "apple": ("Apples grow on trees in cool orchards.", {"kind": "fruit", "price": 3, "red": True}),
@@ -42,6 +59,8 @@ ROWS = {
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request, tmp_path):
+    if request.param in SERVERS:
+        request.getfixturevalue(SERVERS[request.param])
     opened = BACKENDS[request.param](tmp_path / "store", DIM)
     yield opened
     opened.close()
@@ -240,10 +259,12 @@ print("ok")
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
-def test_close_waits_for_calls_in_progress_in_other_threads(tmp_path, backend):
+def test_close_waits_for_calls_in_progress_in_other_threads(request, tmp_path, backend):
     """Closing while other threads read and write: their calls finish, later calls get a
     clear 'closed' error, and nothing crashes (closing a connection under a running SQLite
     statement used to kill the process with SIGSEGV)."""
+    if backend in SERVERS:
+        request.getfixturevalue(SERVERS[backend])
     import subprocess
     import sys
     import textwrap

@@ -39,7 +39,27 @@ def _open_local(folder: Path, config: CollectionConfig) -> IngestStore:
     )
 
 
-STORES: dict[str, StoreOpener] = {LOCAL: _open_local}
+def _open_postgres(folder: Path, config: CollectionConfig) -> IngestStore:
+    try:
+        from embedstack.store.postgres import PostgresStore
+    except ImportError as exc:
+        raise CollectionError(
+            f"{folder} keeps its rows in PostgreSQL, which needs psycopg: "
+            f"pip install 'embedstack[postgres]' ({exc})"
+        ) from None
+    return PostgresStore(
+        config.store,
+        folder,
+        config.dim,
+        language=config.keyword_language,
+        hnsw_m=config.hnsw_m,
+        ef_search=config.ef_search,
+        bm25_k1=config.bm25_k1,
+        bm25_b=config.bm25_b,
+    )
+
+
+STORES: dict[str, StoreOpener] = {LOCAL: _open_local, "postgresql": _open_postgres}
 
 
 def store_kind(spec: str) -> str:
