@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,8 @@ def test_a_collection_on_postgres_ingests_and_searches_like_the_local_one(
     for path in files[6:]:
         path.unlink()
     url = postgres_server.url_for("collection_docs")
-    with Collection.open(tmp_path / "pg", store=url) as pg, Collection.open(tmp_path / "loc") as loc:
+    pg_kb, local_kb = Collection.open(tmp_path / "pg", store=url), Collection.open(tmp_path / "loc")
+    with pg_kb as pg, local_kb as loc:
         assert pg.config.store == url
         reports = [kb.ingest(tmp_path / "docs") for kb in (pg, loc)]
         assert not reports[0].failed and len(reports[0].added) == 6
@@ -192,9 +194,7 @@ def test_a_collection_on_postgres_ingests_and_searches_like_the_local_one(
         assert len(reopened) == stored
 
 
-def test_a_server_that_goes_away_mid_ingest_leaves_no_half_written_file(
-    postgres_server, tmp_path
-):
+def test_a_server_that_goes_away_mid_ingest_leaves_no_half_written_file(postgres_server, tmp_path):
     """The server is crashed (pg_ctl -m immediate) while files are being committed: the ingest
     fails with one clear line; once the server is back every file is fully in or not at all,
     and running the ingest again completes it."""
@@ -218,6 +218,10 @@ def test_a_server_that_goes_away_mid_ingest_leaves_no_half_written_file(
         message = str(caught.value)
         assert "\n" not in message and "PostgreSQL at" in message, message
         stopper[0].join()
+        started = time.perf_counter()
+        with pytest.raises(StorageError, match="connection failed or lost"):
+            kb.count()  # while it is down: at once, not after a timeout
+        assert time.perf_counter() - started < 5
         postgres_server.start()
         store = kb._store
         sources = store.sources()

@@ -32,6 +32,7 @@ password comes from PGPASSWORD or ~/.pgpass, never from collection.toml.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import zlib
@@ -40,7 +41,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -58,6 +59,9 @@ from embedstack.store.base import KEYWORD, MANIFEST, Scored
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.postgres_filters import compile_postgres, fields_json
 from embedstack.types import Chunk, SourceRecord
+
+# The pool logs each failed connection attempt; our errors say it once, in one line.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 POOL_SIZE = 8  # connections at most per store (searches from a server's threads share them)
 WAIT_S = 10.0  # how long a call waits for a connection (a server that is down) before failing
@@ -96,7 +100,7 @@ def shown_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     if len(netloc) == 2:
         netloc[0] = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc="@".join(netloc)))
+    return unquote(urlunsplit(parts._replace(netloc="@".join(netloc))))
 
 
 def text_search_config(language: str, available: set[str]) -> str:
@@ -176,24 +180,45 @@ class PostgresStore:
         self._sources = sql.Identifier(names["sources"])
         self._lexemes = sql.Identifier(names["lexemes"])
         self._state = sql.Identifier(names["state"])
-        conninfo = connection_url(url)
-        self._pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=POOL_SIZE,
-            kwargs={"autocommit": True, "connect_timeout": int(WAIT_S)},
-            check=ConnectionPool.check_connection,
-            timeout=WAIT_S,
-            open=False,
-            name=f"embedstack-{self.table}",
-        )
+        self._conninfo = connection_url(url)
+        self._pool_lock = threading.Lock()
+        self._broken = False  # the server went away: probe it, then start a fresh pool
+        self._pool = self._new_pool()
         with self._errors():
             # One direct connection first: an unreachable server fails here at once, clearly.
-            with psycopg.connect(conninfo, autocommit=True, connect_timeout=int(WAIT_S)) as conn:
+            with self._connect() as conn:
                 self._config = self._open_tables(conn, language)
             self._pool.open(wait=False)
 
     # ---- connections and errors ---------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=int(WAIT_S))
+
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self._conninfo,
+            min_size=0,  # connections made on demand, none retried in the background
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, "connect_timeout": int(WAIT_S)},
+            check=ConnectionPool.check_connection,  # a connection the server dropped is replaced
+            timeout=WAIT_S,
+            open=False,
+            name=f"embedstack-{self.table}",
+        )
+
+    def _current_pool(self) -> ConnectionPool:
+        """The pool; after the server went away, a direct connection first (failing at once
+        while it is still down) and then a fresh pool (the old one's back-off would keep
+        failing for a while after the server is back)."""
+        with self._pool_lock:
+            if self._broken:
+                self._connect().close()
+                old, self._pool = self._pool, self._new_pool()
+                self._pool.open(wait=False)
+                self._broken = False
+                old.close(timeout=0)
+            return self._pool
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -203,6 +228,7 @@ class PostgresStore:
         except EmbedstackError:
             raise
         except PoolTimeout:
+            self._broken = True
             raise StorageError(
                 f"{self.where} did not answer within {WAIT_S:.0f} s (is the server running and "
                 "reachable?); nothing was changed"
@@ -212,9 +238,10 @@ class PostgresStore:
         except psycopg.errors.ReadOnlySqlTransaction:
             raise ReadOnlyCollectionError(f"{self.where} is read-only (a standby?)") from None
         except psycopg.OperationalError as exc:
+            self._broken = True
             raise StorageError(
                 f"{self.where}: connection failed or lost ({_first_line(exc)}); "
-                "a write in progress was committed whole or not at all"
+                "a write in progress is committed whole or not at all"
             ) from None
         except psycopg.Error as exc:
             raise StorageError(f"{self.where}: {_first_line(exc)}") from None
@@ -222,7 +249,7 @@ class PostgresStore:
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
         """A pooled autocommit connection, for one call (counted; errors translated)."""
-        with self._calls.call(), self._errors(), self._pool.connection() as conn:
+        with self._calls.call(), self._errors(), self._current_pool().connection() as conn:
             yield conn
 
     @contextmanager
