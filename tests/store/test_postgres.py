@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -104,13 +105,25 @@ def test_compiled_filters_select_exactly_what_matches_says(mixed_store, specs):
     assert sum(0 < c < len(ids) for c in counts) > 0.5 * len(counts)
 
 
-def test_filtered_dense_search_returns_k_whenever_k_rows_match(postgres_server, tmp_path):
+# Forces the planner onto the HNSW index and stops pgvector's iterative scan after 40 tuples,
+# so the index comes up short and the exact re-run must make up the difference.
+HNSW_ONLY = "&options=" + quote(
+    "-c enable_seqscan=off -c enable_bitmapscan=off -c hnsw.max_scan_tuples=40"
+)
+
+
+@pytest.mark.parametrize("planner", ["as it chooses", "index only"])
+def test_filtered_dense_search_returns_k_whenever_k_rows_match(postgres_server, tmp_path, planner):
     """1,000 rows under an HNSW index; a filter matching 13 of them still gives 10 hits, the
     exact top 10, and k=50 gives all 13 (pgvector alone post-filters its candidates)."""
     n = 1000
     vectors = unit_vectors(n, DIM, 5)
     metadata = [{"group": "rare" if i % 83 == 0 else "common", "i": i} for i in range(n)]
-    store = _open(postgres_server, "selective", tmp_path)
+    table = "selective" if planner == "as it chooses" else "selective_hnsw" + HNSW_ONLY
+    store = _open(postgres_server, table, tmp_path)
+    counted = []
+    count = store._count
+    store._count = lambda conn, where: counted.append(where) or count(conn, where)
     try:
         store.upsert([f"r{i}" for i in range(n)], ["text"] * n, metadata, vectors)
         where = parse_filter({"group": "rare"})
@@ -120,6 +133,8 @@ def test_filtered_dense_search_returns_k_whenever_k_rows_match(postgres_server, 
         hits = store.dense(query, 10, where)[0]
         assert [h for h, _ in hits] == [f"r{i}" for i in exact[:10]]
         assert len(store.dense(query, 50, where)[0]) == len(rare)
+        if planner == "index only":  # the index came up short, and the exact run made it up
+            assert counted
         unfiltered = store.dense(query, 10)[0]
         assert len(unfiltered) == 10
         for id_, score in unfiltered:

@@ -2,13 +2,15 @@
 
 `Collection.open(folder, store="postgresql://user@host:5432/db")` keeps the folder for
 collection.toml and the embedding cache only; everything else lives in four tables named after
-the collection (`?table=NAME` in the URL, else `es_` + the folder's name, lower-cased, with
-anything but letters, digits and `_` made `_`): NAME (chunks), NAME_sources (the ingest
-manifest), NAME_lexemes (document frequencies for BM25) and NAME_state (dimension, text-search
-configuration, row count and total length). They are created on first open, with pgvector
-(`CREATE EXTENSION vector`) if the database lacks it. Other libpq parameters pass through the
-URL (`?host=/run/postgresql`, `sslmode=require`, `options=-csearch_path%3Dmyschema`); the
-password comes from PGPASSWORD or ~/.pgpass, never from collection.toml.
+the collection (`?table=NAME` in the URL, else `es_` + the folder's name, lower-cased, each run
+of other characters than letters and digits made one `_`): NAME (chunks), NAME__sources (the
+ingest manifest), NAME__lexemes (document frequencies for BM25) and NAME__state (dimension,
+text-search configuration, row count and total length); `__` is reserved for these, so one
+collection's tables and indexes never take another's name. They are created on first open,
+with pgvector (`CREATE EXTENSION vector`) if the database lacks it. Other libpq parameters
+pass through the URL (`?host=/run/postgresql`, `sslmode=require`,
+`options=-csearch_path%3Dmyschema`); the password comes from PGPASSWORD or ~/.pgpass, never
+from collection.toml.
 
 * **Vectors**: `vector(dim)` (float32, as given) with an HNSW index on inner product (vectors
   are unit length, so this is cosine). Filtered searches use pgvector's iterative index scans,
@@ -19,7 +21,7 @@ password comes from PGPASSWORD or ~/.pgpass, never from collection.toml.
 * **Keywords**: PostgreSQL's own text search (a `tsvector` column with a GIN index, in the
   collection's keyword language where PostgreSQL has that configuration, else 'simple'),
   ranked by Lucene's BM25 (k1, b from collection.toml) from the term frequencies in the
-  tsvector and document frequencies kept in NAME_lexemes in the same transactions.
+  tsvector and document frequencies kept in NAME__lexemes in the same transactions.
   `ts_rank_cd` has no inverse document frequency and ranks SciFact far worse.
 * **Writes** are one transaction each, serialised per collection by a transaction-level
   advisory lock, so a file's chunks and its manifest entry change together, and a server that
@@ -41,7 +43,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -77,13 +79,14 @@ def table_name(url: str, folder: Path) -> str:
     query = dict(parse_qsl(urlsplit(url).query))
     if "table" in query:
         name = query["table"]
-        if not _TABLE_NAME.fullmatch(name):
+        if not _TABLE_NAME.fullmatch(name) or "__" in name:
             raise InvalidInputError(
-                f"table={name!r} in the store URL: use 1-48 letters, digits or _, "
+                f"table={name!r} in the store URL: use 1-48 letters, digits or single _, "
                 "not starting with a digit"
             )
         return name
-    stem = re.sub(r"[^a-z0-9_]", "_", Path(folder).resolve().name.lower()) or "collection"
+    stem = re.sub(r"[^a-z0-9]+", "_", Path(folder).resolve().name.lower()).strip("_")
+    stem = stem or "collection"
     return f"es_{stem}"[:48]
 
 
@@ -91,7 +94,8 @@ def connection_url(url: str) -> str:
     """The URL as libpq reads it: our own `table` parameter removed, the scheme `postgresql`."""
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "table"]
-    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
+    encoded = urlencode(query, quote_via=quote)  # libpq reads %20 as a space, not "+"
+    return urlunsplit(("postgresql", parts.netloc, parts.path, encoded, ""))
 
 
 def shown_url(url: str) -> str:
@@ -175,7 +179,7 @@ class PostgresStore:
         self._k1, self._b = bm25_k1, bm25_b
         self._lock_key = zlib.crc32(self.table.encode())  # the advisory lock writes take
         self._calls = _Calls(self.where)
-        names = {part: f"{self.table}_{part}" for part in ("sources", "lexemes", "state")}
+        names = {part: f"{self.table}__{part}" for part in ("sources", "lexemes", "state")}
         self._t = sql.Identifier(self.table)
         self._sources = sql.Identifier(names["sources"])
         self._lexemes = sql.Identifier(names["lexemes"])
@@ -289,7 +293,7 @@ class PostgresStore:
         return config
 
     def _read_state(self, conn: psycopg.Connection) -> tuple[int, str] | None:
-        found = conn.execute("SELECT to_regclass(%s)", (f'"{self.table}_state"',)).fetchone()
+        found = conn.execute("SELECT to_regclass(%s)", (f'"{self.table}__state"',)).fetchone()
         if found is None or found[0] is None:
             return None
         row = conn.execute(
@@ -315,9 +319,9 @@ class PostgresStore:
             "sources": self._sources,
             "lexemes": self._lexemes,
             "state": self._state,
-            "hnsw": sql.Identifier(f"{self.table}_hnsw"),
-            "terms_gin": sql.Identifier(f"{self.table}_terms_gin"),
-            "fields_gin": sql.Identifier(f"{self.table}_fields_gin"),
+            "hnsw": sql.Identifier(f"{self.table}__hnsw"),
+            "terms_gin": sql.Identifier(f"{self.table}__terms"),
+            "fields_gin": sql.Identifier(f"{self.table}__fields"),
             "dim": sql.Literal(self.dim),
             "m": sql.Literal(self._hnsw_m),
             "ef": sql.Literal(max(64, 2 * self._hnsw_m)),
