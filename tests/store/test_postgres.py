@@ -213,7 +213,10 @@ def test_a_server_that_goes_away_mid_ingest_leaves_no_half_written_file(postgres
     """The server is crashed (pg_ctl -m immediate) while files are being committed: the ingest
     fails with one clear line; once the server is back every file is fully in or not at all,
     and running the ingest again completes it."""
-    files = _sections(tmp_path / "docs")
+    files = _sections(tmp_path / "docs", chars=800)
+    for path in files[20:]:
+        path.unlink()
+    files = files[:20]
     url = postgres_server.url_for("fault_ingest")
     kb = Collection.open(tmp_path / "kb", store=url)
     stopper: list[threading.Thread] = []
