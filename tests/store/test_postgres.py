@@ -260,11 +260,16 @@ def test_a_server_that_goes_away_mid_ingest_leaves_no_half_written_file(postgres
             postgres_server.start()
 
 
-def test_vectors_round_trip_exactly(postgres_server, tmp_path):
+def test_rows_round_trip_exactly(postgres_server, tmp_path):
     store = _open(postgres_server, "round_trip", tmp_path, dim=384)
     try:
         vectors = unit_vectors(3, 384, 4)
-        store.upsert(["a", "b", "c"], ["x", "y", "z"], [{}] * 3, vectors)
+        odd = {"f": 1e300, "g": float(2**70), "i": 2**70, "s": "\u00e9\U0001f600", "n": [1, None]}
+        store.upsert(["a", "b", "c"], ["x", "y", "z \u00e9"], [{}, {}, odd], vectors)
         np.testing.assert_array_equal(store.vectors(["c", "a", "nope"])[:2], vectors[[2, 0]])
+        assert store.vectors(["nope"]).tolist() == [[0.0] * 384]
+        (chunk,) = store.get(["c"])
+        assert chunk.text == "z \u00e9" and chunk.metadata == odd
+        assert [type(v) for v in chunk.metadata.values()] == [type(v) for v in odd.values()]
     finally:
         store.close()

@@ -16,8 +16,9 @@ from collection.toml.
   are unit length, so this is cosine). Filtered searches use pgvector's iterative index scans,
   and when a search still comes back short of k while more rows match (a very selective
   filter), it is run again exactly (sequential scan), so k hits come back whenever k rows match.
-* **Metadata**: `jsonb` as given, plus `fields`, the filterable values written so that SQL
-  compares them exactly as `filters.matches` does (postgres_filters.py), with a GIN index.
+* **Metadata**: `json` as given (verbatim: `jsonb` would give 1e300 back as an int), plus
+  `fields` (`jsonb`), the filterable values written so that SQL compares them exactly as
+  `filters.matches` does (postgres_filters.py), with a GIN index.
 * **Keywords**: PostgreSQL's own text search (a `tsvector` column with a GIN index, in the
   collection's keyword language where PostgreSQL has that configuration, else 'simple'),
   ranked by Lucene's BM25 (k1, b from collection.toml) from the term frequencies in the
@@ -331,7 +332,7 @@ class PostgresStore:
                 vid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- insertion order
                 id text NOT NULL UNIQUE,
                 text text NOT NULL,
-                metadata jsonb NOT NULL,  -- as given
+                metadata json NOT NULL,   -- as given, verbatim (jsonb would turn 1e300 to an int)
                 fields jsonb NOT NULL,    -- filterable values, exactly comparable
                 embedding vector({dim}) NOT NULL,
                 terms tsvector NOT NULL,
@@ -451,7 +452,7 @@ class PostgresStore:
             sql.SQL(
                 """WITH added AS (
                     INSERT INTO {t} (id, text, metadata, fields, embedding, terms, length)
-                    SELECT r.id, r.text, r.metadata::jsonb, r.fields::jsonb,
+                    SELECT r.id, r.text, r.metadata::json, r.fields::jsonb,
                            r.embedding::vector, v.terms,
                            (SELECT coalesce(sum(cardinality(e.positions)), 0)
                               FROM unnest(v.terms) AS e)
