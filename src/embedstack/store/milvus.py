@@ -293,11 +293,14 @@ class MilvusStore:
         ctl_index = client.prepare_index_params()
         ctl_index.add_index("vector", index_type="FLAT", metric_type="L2")
         # The control collection first: a chunks collection without it is never left behind.
+        # (Indexes without pymilvus's wait, which sleeps 0.5 s each: loading waits anyway.)
         if not client.has_collection(self.ctl, timeout=CALL_TIMEOUT_S):
-            client.create_collection(self.ctl, schema=ctl, index_params=ctl_index,
-                                     consistency_level="Strong", timeout=CALL_TIMEOUT_S)  # fmt: skip
-        client.create_collection(self.name, schema=schema, index_params=index,
-                                 consistency_level="Strong", timeout=CALL_TIMEOUT_S)  # fmt: skip
+            client.create_collection(self.ctl, schema=ctl, consistency_level="Session",
+                                     timeout=CALL_TIMEOUT_S)  # fmt: skip
+            client.create_index(self.ctl, ctl_index, timeout=CALL_TIMEOUT_S, sync=False)
+        client.create_collection(self.name, schema=schema, consistency_level="Session",
+                                 timeout=CALL_TIMEOUT_S)  # fmt: skip
+        client.create_index(self.name, index, timeout=CALL_TIMEOUT_S, sync=False)
 
     def _check_schema(self) -> None:
         info = self.client.describe_collection(self.name, timeout=CALL_TIMEOUT_S)

@@ -115,7 +115,7 @@ class _Compiler:
             return not positive
         if self.null_safe:
             return f"not (exists {_ref(field, kind)} and {positive})"
-        return f"not {positive}"
+        return f"not ({positive})"
 
     def _compare(self, node: Compare) -> Expr:
         value = comparable(node.value)
