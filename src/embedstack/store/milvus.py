@@ -62,6 +62,7 @@ OLD_PER_PART = 2_000  # replaced primary keys listed per control row (fits MAX_V
 STALE_TXN_S = 600  # a pending write of another process older than this is rolled back
 READ_RETRIES = 50  # seqlock retries before a read gives up
 CALL_TIMEOUT_S = float(os.environ.get("EMBEDSTACK_MILVUS_TIMEOUT", "30"))
+CONTROL = "embedstack_control"  # manifests and open writes of every collection on a server
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 _OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -214,7 +215,8 @@ class MilvusStore:
     ) -> None:
         self.dim = dim
         self.name = name
-        self.ctl = f"{name}_ctl"
+        self.ctl = CONTROL
+        self._prefix = f"{name}/"  # of this collection's rows in the shared control collection
         self.where = f"{where or uri} (collection {name})"
         self._index = index
         self._gate = _Gate()
@@ -228,6 +230,7 @@ class MilvusStore:
                 self.lite = version.startswith("milvus_lite")
                 self._null_safe = self.lite or _at_least(version, (2, 5))
                 keyword = self._null_safe
+                self._ensure_control()
                 if not self.client.has_collection(self.name, timeout=CALL_TIMEOUT_S):
                     self._create(keyword)
                 self._check_schema()
@@ -258,6 +261,26 @@ class MilvusStore:
         with self._gate.using(self.where), self._errors(doing):
             yield
 
+    def _ensure_control(self) -> None:
+        """The control collection, shared by every embedstack collection on the server."""
+        client = self.client
+        if client.has_collection(self.ctl, timeout=CALL_TIMEOUT_S):
+            return
+        ctl = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        ctl.add_field("key", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
+        ctl.add_field("value", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        ctl.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
+        ctl_index = client.prepare_index_params()
+        ctl_index.add_index("vector", index_type="FLAT", metric_type="L2")
+        try:
+            client.create_collection(self.ctl, schema=ctl, consistency_level="Session",
+                                     timeout=CALL_TIMEOUT_S)  # fmt: skip
+        except Exception:
+            if not client.has_collection(self.ctl, timeout=CALL_TIMEOUT_S):
+                raise
+            return  # another process created it meanwhile
+        client.create_index(self.ctl, ctl_index, timeout=CALL_TIMEOUT_S, sync=False)
+
     def _create(self, keyword: bool) -> None:
         client = self.client
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -286,18 +309,7 @@ class MilvusStore:
                 )
             )
             index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        ctl = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        ctl.add_field("key", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
-        ctl.add_field("value", DataType.VARCHAR, max_length=MAX_VARCHAR)
-        ctl.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
-        ctl_index = client.prepare_index_params()
-        ctl_index.add_index("vector", index_type="FLAT", metric_type="L2")
-        # The control collection first: a chunks collection without it is never left behind.
         # (Indexes without pymilvus's wait, which sleeps 0.5 s each: loading waits anyway.)
-        if not client.has_collection(self.ctl, timeout=CALL_TIMEOUT_S):
-            client.create_collection(self.ctl, schema=ctl, consistency_level="Session",
-                                     timeout=CALL_TIMEOUT_S)  # fmt: skip
-            client.create_index(self.ctl, ctl_index, timeout=CALL_TIMEOUT_S, sync=False)
         client.create_collection(self.name, schema=schema, consistency_level="Session",
                                  timeout=CALL_TIMEOUT_S)  # fmt: skip
         client.create_index(self.name, index, timeout=CALL_TIMEOUT_S, sync=False)
@@ -324,8 +336,11 @@ class MilvusStore:
     # ---- the control rows --------------------------------------------------------------------
 
     def _control(self) -> tuple[tuple[tuple[str, str], ...], dict[int, _Txn]]:
-        rows = self._query(self.ctl, 'key == "head" or key like "txn:%"', ["key", "value"])
-        token = tuple(sorted((r["key"], r["value"]) for r in rows))
+        p = self._prefix
+        rows = self._query(self.ctl, f'key == "{p}head" or key like "{p}txn:%"', ["key", "value"])
+        token = tuple(
+            sorted((r["key"][len(p) :], r["value"]) for r in rows if r["key"].startswith(p))
+        )
         heads: dict[int, dict[str, Any]] = {}
         old: dict[int, list[int]] = {}
         for key, value in token:
@@ -357,7 +372,7 @@ class MilvusStore:
         raise StorageError(f"{self.where} kept changing during a read; try again")
 
     def _put_ctl(self, rows: list[tuple[str, str]]) -> None:
-        data = [{"key": k, "value": v, "vector": [0.0, 0.0]} for k, v in rows]
+        data = [{"key": self._prefix + k, "value": v, "vector": [0.0, 0.0]} for k, v in rows]
         self.client.upsert(self.ctl, data, timeout=CALL_TIMEOUT_S)
 
     def _txn_value(self, txn: _Txn, state: str) -> str:
@@ -407,19 +422,21 @@ class MilvusStore:
         if txn.source is not None:
             self._put_ctl([(f"src:{txn.source['path']}", json.dumps(txn.source))])
         if txn.removed_source is not None:
-            self.client.delete(self.ctl, ids=[f"src:{txn.removed_source}"],
-                               timeout=CALL_TIMEOUT_S)  # fmt: skip
+            self._delete_ctl([f"src:{txn.removed_source}"])
         for start in range(0, len(txn.old), OLD_PER_PART):
             self.client.delete(self.name, ids=list(txn.old[start : start + OLD_PER_PART]),
                                timeout=CALL_TIMEOUT_S)  # fmt: skip
         self._put_ctl([("head", str(txn.batch))])
-        self.client.delete(self.ctl, ids=keys, timeout=CALL_TIMEOUT_S)
+        self._delete_ctl(keys)
+
+    def _delete_ctl(self, keys: list[str]) -> None:
+        self.client.delete(self.ctl, ids=[self._prefix + k for k in keys], timeout=CALL_TIMEOUT_S)
 
     def _abort(self, txn: _Txn, keys: list[str]) -> None:
         """Roll a pending transaction back: its rows go, then its control rows."""
         self.client.delete(self.name, filter=f"batch == {txn.batch}", timeout=CALL_TIMEOUT_S)
         self._put_ctl([("head", str(txn.batch))])
-        self.client.delete(self.ctl, ids=keys, timeout=CALL_TIMEOUT_S)
+        self._delete_ctl(keys)
 
     def _recover(self, only_mine: bool) -> int:
         """Finish or undo transactions a crash (or a lost server) left open; how many."""
@@ -698,7 +715,7 @@ class MilvusStore:
         if path in overlay:
             entry = overlay[path]
             return _record(entry) if entry else None
-        rows = self._query(self.ctl, f"key == {json.dumps('src:' + path)}", ["value"])
+        rows = self._query(self.ctl, f"key == {json.dumps(self._prefix + 'src:' + path)}", ["value"])
         return _record(json.loads(rows[0]["value"])) if rows else None
 
     def source(self, path: str) -> SourceRecord | None:
@@ -710,14 +727,16 @@ class MilvusStore:
 
             def read(view: _View) -> list[SourceRecord]:
                 entries: dict[str, dict[str, Any] | None] = {}
+                start = self._prefix + "src:"
                 last = ""
                 while True:
                     page = self._query(
-                        self.ctl, f'key like "src:%" and key > {json.dumps(last)}',
+                        self.ctl, f'key like "{start}%" and key > {json.dumps(last)}',
                         ["key", "value"], limit=PAGE,
                     )  # fmt: skip
                     for row in page:
-                        entries[row["key"][4:]] = json.loads(row["value"])
+                        if row["key"].startswith(start):
+                            entries[row["key"][len(start) :]] = json.loads(row["value"])
                     if len(page) < PAGE:
                         break
                     last = max(row["key"] for row in page)
