@@ -184,7 +184,5 @@ def listening_addresses(pids: list[int]) -> list[str]:
     """Local addresses that the given processes listen on in this namespace (`ss -ltnp`)."""
     out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
     return [
-        line.split()[3]
-        for line in out.splitlines()
-        if any(f"pid={pid}," in line for pid in pids)
+        line.split()[3] for line in out.splitlines() if any(f"pid={pid}," in line for pid in pids)
     ]

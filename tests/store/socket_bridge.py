@@ -12,6 +12,7 @@ connects to the server's port, the bridge outside listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -25,10 +26,8 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
         pass
     finally:
         for sock in (source, target):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _serve(listener: socket.socket, connect: object) -> None:

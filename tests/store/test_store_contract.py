@@ -292,4 +292,3 @@ def test_connections_of_finished_threads_are_closed(filled):
         thread.start()
         thread.join()
     assert len(os.listdir("/proc/self/fd")) <= opened + 4
-

@@ -353,8 +353,13 @@ class MilvusStore:
                 old.setdefault(int(parts[1]), []).extend(json.loads(value))
         txns = {
             batch: _Txn(
-                batch, data["state"], data["owner"], data["started"], data.get("source"),
-                data.get("removed_source"), tuple(old.get(batch, ())),
+                batch,
+                data["state"],
+                data["owner"],
+                data["started"],
+                data.get("source"),
+                data.get("removed_source"),
+                tuple(old.get(batch, ())),
             )  # fmt: skip
             for batch, data in heads.items()
         }
@@ -715,12 +720,14 @@ class MilvusStore:
         if path in overlay:
             entry = overlay[path]
             return _record(entry) if entry else None
-        rows = self._query(self.ctl, f"key == {json.dumps(self._prefix + 'src:' + path)}", ["value"])
+        key = json.dumps(f"{self._prefix}src:{path}", ensure_ascii=False)
+        rows = self._query(self.ctl, f"key == {key}", ["value"])
         return _record(json.loads(rows[0]["value"])) if rows else None
 
     def source(self, path: str) -> SourceRecord | None:
         with self._operation("reading the manifest"):
-            return self._consistent(lambda view: self._source(path, view))  # type: ignore[no-any-return]
+            found: SourceRecord | None = self._consistent(lambda view: self._source(path, view))
+            return found
 
     def sources(self) -> list[SourceRecord]:
         with self._operation("reading the manifest"):
@@ -741,7 +748,7 @@ class MilvusStore:
                         break
                     last = max(row["key"] for row in page)
                 entries.update(view.source_overlay())
-                return [_record(entries[p]) for p in sorted(entries) if entries[p]]
+                return [_record(e) for p in sorted(entries) if (e := entries[p]) is not None]
 
             return list(self._consistent(read))
 
@@ -777,7 +784,7 @@ def _scored(hits: Any, score: Any) -> Scored:
     seen: set[str] = set()
     for hit in hits:
         entity = hit.get("entity", {}) if isinstance(hit, Mapping) else hit.entity
-        id_ = entity.get("id") if isinstance(entity, Mapping) else entity.id
+        id_ = str(entity["id"] if isinstance(entity, Mapping) else entity.id)
         distance = hit["distance"] if isinstance(hit, Mapping) else hit.distance
         if id_ not in seen:
             seen.add(id_)

@@ -1,4 +1,4 @@
-"""Filter trees (see filters.py) compiled to one Milvus boolean expression, with `matches` semantics.
+"""Filter trees (filters.py) compiled to one Milvus boolean expression, with `matches` semantics.
 
 Milvus compares JSON values loosely (a number may meet a string, `true` may equal 1), and a
 field name could hold any character. So each chunk also stores its scalar metadata values a
