@@ -211,3 +211,39 @@ def test_server_killed_mid_ingest_gives_a_clear_error_and_no_half_written_file(
         assert not math.isnan(float(np.sum(again.vectors(again.ids()[:5]))))
     finally:
         again.close()
+
+
+def test_a_collection_on_milvus_lite_ingests_and_searches_hybrid(tmp_path):
+    """The real model through the whole product: add, hybrid/keyword search with a filter,
+    and an ingest that skips the unchanged file the second time."""
+    from embedstack import Collection
+
+    doc = tmp_path / "notes.md"
+    doc.write_text("# Orchards\n\nApples grow on trees in cool orchards.\n", encoding="utf-8")
+    with Collection.open(tmp_path / "kb", store="milvus-lite:rows.db") as kb:
+        kb.add(
+            texts=["Paris is the capital of France.", "Bananas are yellow.", "Paris, Texas."],
+            ids=["paris", "banana", "texas"],
+            metadata=[{"lang": "en"}, {"lang": "en"}, {"lang": "us"}],
+        )
+        hits = kb.search("French capital Paris", k=2, filter={"lang": "en"})
+        assert [h.id for h in hits] == ["paris", "banana"]
+        assert {h.id for h in kb.search("Paris", k=5, mode="keyword")} == {"paris", "texas"}
+        assert kb.ingest([doc]).to_dict()["added"] == 1
+        assert kb.ingest([doc]).to_dict()["unchanged"] == 1
+        assert kb.search("where do apples grow?", k=1)[0].id.startswith(str(doc))
+    assert (tmp_path / "kb" / "rows.db").exists()
+
+
+def test_a_server_without_bm25_refuses_keyword_search_clearly(tmp_path):
+    """Milvus 2.3 has no BM25 function: the store leaves "keyword" out and hybrid says so."""
+    from embedstack import Collection
+    from embedstack.errors import InvalidInputError
+    from tests.store.milvus_server import server_uri
+
+    with Collection.open(tmp_path / "kb", store=server_uri()) as kb:
+        assert "keyword" not in kb.capabilities
+        kb.add(texts=["Paris is the capital of France."], ids=["paris"])
+        with pytest.raises(InvalidInputError, match="no keyword index"):
+            kb.search("capital", k=1)
+        assert kb.search("capital", k=1, mode="dense")[0].id == "paris"
