@@ -759,7 +759,8 @@ class MilvusStore:
         problems: list[str] = []
         with self._operation("checking"):
             view = self._view()
-            open_txns = [t for t in view.txns if t.owner != _OWNER or self._write_lock.locked()]
+            busy = self._write_lock.locked()  # this process's write in progress is not a problem
+            open_txns = [t for t in view.txns if t.owner != _OWNER or not busy]
             if open_txns:
                 problems.append(f"{len(open_txns)} writes are unfinished (recovered on next open)")
         ids = self.ids()
