@@ -97,6 +97,9 @@ def _start() -> str:
     data = tempfile.mkdtemp(prefix="embedstack-milvus-")
     _state["data"] = data
     config = MilvusServerConfig(data_dir=data)
+    # Loading a new collection waits for the query coordinator's checks: every 100 ms, not 1 s.
+    config.set("queryCoord.checkInterval", 100)
+    config.set("queryCoord.distPullInterval", 100)
     config.resolve()  # writes configs/milvus.yaml with the data folders under `data`
     proxy_port = int(config.get("proxy_port"))
     _initialize_data_files(data)
