@@ -72,7 +72,7 @@ def open_milvus(folder: Path, config: CollectionConfig) -> MilvusStore:
     to the collection folder, and the collection name defaults to one derived from the folder."""
     spec = config.store
     parts = urlsplit(spec)
-    name = parts.fragment or parts.path.strip("/") if parts.scheme == "milvus" else parts.fragment
+    name = parts.fragment or (parts.path.strip("/") if parts.scheme == "milvus" else "")
     name = name or _default_name(folder)
     if not _NAME.fullmatch(name):
         raise InvalidInputError(
