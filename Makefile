@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := demo-kb
 
-.PHONY: install demo test lint bench bench-images clean browser image-data speech
+.PHONY: install demo test lint bench bench-images clean browser image-data speech netns
 
 # The web page's tests drive Debian's Chromium with playwright (never a browser download).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -53,7 +53,13 @@ speech:
 	test -x /usr/bin/espeak-ng || { $(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; }
 
-test: $(STAMP) browser speech
+# The Milvus standalone server of the store tests runs in a network namespace of its own
+# (util-linux's unshare/nsenter; iproute2's ip brings up its loopback, ss checks what listens).
+netns:
+	command -v ip >/dev/null && command -v ss >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2; }
+
+test: $(STAMP) browser speech netns
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports          # layers of docs/architecture.md, no import circles
 	$(VENV)/bin/mypy                  # type-checks src/ (settings in pyproject.toml)

@@ -39,6 +39,18 @@ def _open_local(folder: Path, config: CollectionConfig) -> IngestStore:
     )
 
 
+def _open_milvus(folder: Path, config: CollectionConfig) -> IngestStore:
+    """`milvus://host:port[/name]` (a server) or `milvus-lite:PATH.db[#name]` (a local file)."""
+    try:
+        from embedstack.store.milvus import open_milvus
+    except ImportError as exc:  # pymilvus is the `milvus` extra
+        raise CollectionError(
+            f"{folder} keeps its rows in Milvus, which needs `pip install embedstack[milvus]` "
+            f"({exc})"
+        ) from None
+    return open_milvus(folder, config)
+
+
 def _open_postgres(folder: Path, config: CollectionConfig) -> IngestStore:
     try:
         from embedstack.store.postgres import PostgresStore
@@ -59,7 +71,12 @@ def _open_postgres(folder: Path, config: CollectionConfig) -> IngestStore:
     )
 
 
-STORES: dict[str, StoreOpener] = {LOCAL: _open_local, "postgresql": _open_postgres}
+STORES: dict[str, StoreOpener] = {
+    LOCAL: _open_local,
+    "milvus": _open_milvus,
+    "milvus-lite": _open_milvus,
+    "postgresql": _open_postgres,
+}
 
 
 def store_kind(spec: str) -> str:
