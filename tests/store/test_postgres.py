@@ -228,7 +228,7 @@ def test_a_server_that_goes_away_mid_ingest_leaves_no_half_written_file(postgres
             stopper.append(threading.Thread(target=postgres_server.stop, args=("immediate",)))
             stopper[0].start()
         elif stopper:
-            threading.Event().wait(0.05)  # slow the rest down so the crash lands in the run
+            threading.Event().wait(0.2)  # slow the rest down so the crash lands in the run
 
     try:
         with pytest.raises(StorageError) as caught:
