@@ -28,7 +28,7 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -42,6 +42,8 @@ STATS = ("keyword_chunks", "keyword_terms", "keyword_documents", "keyword_docume
 CATCH_UP_LIMIT = 0.25
 # Deleted rows stay in the mirror's arrays, masked; past this share of dead postings, reload.
 DEAD_LIMIT = 0.25
+# Scores of the terms queried, kept per committed state: bounded, as common terms are big.
+CACHE_BYTES = 64 * 2**20
 MAX_SEGMENTS = 16  # one per catch-up; past this a reload merges them
 Stats = tuple[int, int, int, int]
 
@@ -87,6 +89,41 @@ class Mirror:
     top_vid: int  # the largest vid loaded: rows added later have larger ones
     live: int
     dead_postings: int
+    frequencies: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    scores: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    cached: list[int] = field(default_factory=lambda: [0], compare=False, repr=False)
+
+    def scored_postings(
+        self, term: str, count: int, bm25: Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(live vids, tfs, BM25 contributions) of a term that the query holds `count` times.
+
+        Remembered for this state (up to CACHE_BYTES): within one committed state a term's
+        scores never change, and common terms come back query after query."""
+        key = (term, count)
+        found = self.scores.get(key)
+        if found is None:
+            vids, tfs = self.term_postings(term)
+            weight = _idf(max(self.stats[0], 1), len(vids)) * count
+            found = vids, tfs, bm25(vids, tfs, weight) if len(vids) else _EMPTY_SCORES
+            size = sum(array.nbytes for array in found)
+            if self.cached[0] + size <= CACHE_BYTES:
+                self.cached[0] += size
+                self.scores[key] = found
+        return found
+
+    def document_frequency(self, term: str, vids: np.ndarray) -> int:
+        """How many documents hold the term (its live `vids`), remembered for this state:
+        common terms come back in query after query."""
+        found = self.frequencies.get(term)
+        if found is None:
+            docs = self.document[vids]
+            docs = docs[docs >= 0]
+            found = int(np.count_nonzero(np.bincount(docs))) if len(docs) else 0
+            self.frequencies[term] = found
+        return found
 
     @property
     def postings(self) -> int:
@@ -106,6 +143,7 @@ class Mirror:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY_SCORES = np.zeros(0)
 
 
 class KeywordMemory:
@@ -274,9 +312,16 @@ def _segment(db: sqlite3.Connection, where: str, params: tuple) -> Segment:
         f"FROM postings {where} GROUP BY term",
         params,
     ).fetchall()
-    vids = _ints(",".join(row[2] for row in rows))
-    tfs = _ints(",".join(row[3] for row in rows))
+    vids = _narrow(_ints(",".join(row[2] for row in rows)))
+    tfs = _narrow(_ints(",".join(row[3] for row in rows)))
     return Segment.from_rows([row[0] for row in rows], [row[1] for row in rows], vids, tfs)
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """int32 where the values fit (they always do in practice): half the memory."""
+    if not len(values) or (values.min() >= -(2**31) and values.max() < 2**31):
+        return values.astype(np.int32)
+    return values
 
 
 def load(db: sqlite3.Connection) -> Mirror | None:
@@ -391,18 +436,21 @@ def score(
     """Top-k (vid, score): the SQL path's BM25 and document mix, evaluated with numpy."""
     chunks, chunk_terms, documents, document_terms = mirror.stats
     chunks = max(chunks, 1)
-    found = [(t, *mirror.term_postings(t)) for t in terms]
-    found = [(t, v, f) for t, v, f in found if len(v)]
+    average = chunk_terms / chunks
+    found, parts = [], []
+    for term in terms:
+        vids, tfs, contributions = mirror.scored_postings(
+            term,
+            query_terms[term],
+            lambda v, f, weight: _bm25(weight, f, mirror.length[v], k1, b, average),
+        )
+        if len(vids):
+            found.append((term, vids, tfs))
+            parts.append(contributions)
     if not found:
         return []
-    average = chunk_terms / chunks
     all_vids = np.concatenate([v for _, v, _ in found])
-    contributions = np.concatenate(
-        [
-            _bm25(_idf(chunks, len(v)) * query_terms[t], f, mirror.length[v], k1, b, average)
-            for t, v, f in found
-        ]
-    )
+    contributions = np.concatenate(parts)
     if allowed is not None:
         permitted = np.zeros(len(mirror.alive), dtype=bool)
         permitted[allowed[allowed < len(permitted)]] = True
@@ -411,7 +459,7 @@ def score(
         if not len(all_vids):
             return []
     totals = np.bincount(all_vids, weights=contributions)
-    hit = np.flatnonzero(np.bincount(all_vids))
+    hit = np.flatnonzero(totals)  # every contribution is > 0 (idf > 0, tf >= 1)
     mixing = document_weight > 0 and documents > 0
     vids, scores = _top(hit, totals[hit], max(k, mix_depth) if mixing else k)
     if not mixing:
@@ -441,21 +489,17 @@ def _document_scores(
     candidates = np.zeros(size + 1, dtype=bool)  # index + 1: -1 (no document) lands on 0
     candidates[wanted + 1] = True
     candidates[0] = False
+    in_candidate = candidates[mirror.document + 1]  # per vid: its document is wanted
     average = document_terms / documents
     totals = np.zeros(size)
     present = np.zeros(size, dtype=bool)
     for term, vids, tfs in found:
-        docs = mirror.document[vids]
-        docs = docs[docs >= 0]
-        if not len(docs):
-            continue
-        df = int(np.count_nonzero(np.bincount(docs)))
-        pick = candidates[mirror.document[vids] + 1]
+        pick = in_candidate[vids]
         if not pick.any():
             continue
-        tf = np.bincount(mirror.document[vids][pick], weights=tfs[pick], minlength=size)
+        tf = np.bincount(mirror.document[vids[pick]], weights=tfs[pick], minlength=size)
         ids = np.flatnonzero(tf)
-        weight = _idf(documents, df) * query_terms[term]
+        weight = _idf(documents, mirror.document_frequency(term, vids)) * query_terms[term]
         totals[ids] += _bm25(weight, tf[ids], mirror.document_length[ids], k1, b, average)
         present[ids] = True
     out = np.full(len(wanted), np.nan)
