@@ -24,6 +24,7 @@ import numpy as np
 
 from embedstack.errors import InvalidInputError
 from embedstack.store.analyzer import Analyzer
+from embedstack.store.keyword_memory import KeywordMemory, score
 
 INDEX_VERSION = 2  # bump when the tables or what is indexed change; old indexes are rebuilt
 TABLES = ("postings", "keyword_chunks", "keyword_documents", "document_postings")
@@ -117,6 +118,8 @@ class KeywordIndex:
         self.b = b
         self.document_weight = document_weight
         self.signature = f"{INDEX_VERSION}:{analyzer.signature}"
+        # The postings mirrored in memory (numpy), used while they are the last commit's.
+        self.memory = KeywordMemory()
 
     def create(self, db: sqlite3.Connection, fresh: bool = False) -> None:
         """Create the tables (dropping old ones first when `fresh`), inside the caller's
@@ -249,13 +252,32 @@ class KeywordIndex:
     ) -> list[tuple[int, float]]:
         """Top-k (vid, BM25 score) for a query text; [] when it has no searchable terms.
 
-        Scored by one aggregate query inside SQLite: three times faster than fetching the
-        postings into numpy, because no row ever becomes a Python object.
+        Scored over the postings mirrored in memory when they are the last commit's
+        (`keyword_memory.py`: ~10x faster at 100k chunks), else by one aggregate query inside
+        SQLite (three times faster than fetching the postings per query, because no row ever
+        becomes a Python object). Both give the same scores.
         """
         query_terms = Counter(self.analyzer.terms(query))
         if not query_terms:
             return []
-        terms = json.dumps([t for t, _ in query_terms.most_common(MAX_QUERY_TERMS)])
+        wanted = [t for t, _ in query_terms.most_common(MAX_QUERY_TERMS)]
+        mirror = self.memory.current(db, self.signature)
+        if mirror is not None:
+            return score(
+                mirror, query_terms, wanted, k, self.k1, self.b, self.document_weight, MIX_DEPTH,
+                allowed,
+            )  # fmt: skip
+        return self._sql_search(db, query_terms, wanted, k, allowed)
+
+    def _sql_search(
+        self,
+        db: sqlite3.Connection,
+        query_terms: Counter,
+        wanted: list[str],
+        k: int,
+        allowed: np.ndarray | None,
+    ) -> list[tuple[int, float]]:
+        terms = json.dumps(wanted)
         chunks, chunk_terms, documents, document_terms = self._stats(db)
         chunk_weights = _weights(db, "postings", terms, query_terms, chunks)
         if not chunk_weights:
