@@ -120,7 +120,10 @@ def truth(n: int, base_path: Path, query_path: Path) -> Path:
 def run_child(phase: str, spec: dict, spec_path: Path, timeout: float) -> dict:
     spec_path.write_text(json.dumps(spec))
     python = CHROMA_PYTHON if spec["engine"] == "chroma" else sys.executable
-    env = dict(os.environ, OMP_NUM_THREADS="1") if phase == "query" else dict(os.environ)
+    # One thread for builds too: on a shared 2-CPU machine FAISS's OpenMP threads spin at every
+    # barrier while the other CPU is busy, and an IVF-PQ build at 100k took minutes instead of
+    # seconds; and one thread makes the build times comparable between engines.
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     script = Path(__file__).resolve().parent / "scale_engines.py"
     try:
         proc = subprocess.run(

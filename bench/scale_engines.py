@@ -125,6 +125,7 @@ def hnswlib_build(spec: dict, base: np.ndarray, folder: Path) -> None:
     p = spec["params"]
     index = hnswlib.Index(space="ip", dim=base.shape[1])
     index.init_index(max_elements=len(base), M=p["M"], ef_construction=p["ef_construction"])
+    index.set_num_threads(1)
     for start, block in blocks(base):
         index.add_items(block, np.arange(start, start + len(block)))
     index.save_index(str(folder / "index.hnsw"))
