@@ -40,6 +40,7 @@ def configs(n: int) -> dict[str, dict]:
     """name -> engine, build params, search settings (cheapest first)."""
     nlist = 1 << max(6, round(math.log2(4 * math.sqrt(n))))  # 100k: 1024, 1M: 4096
     ivf = [(8, 4), (16, 4), (16, 8), (32, 8), (48, 10), (64, 10), (96, 16), (128, 20)]
+    ivf += [(192, 24), (256, 32), (384, 40), (512, 50)]  # 1M needs these
     ivf_settings = [{"search": f"nprobe={p}", "rerank": r} for p, r in ivf]
     hnsw = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
     return {
@@ -61,7 +62,10 @@ def configs(n: int) -> dict[str, dict]:
         "faiss-ivfsq8-rerank": {
             "engine": "faiss",
             "params": {"factory": f"IVF{nlist},SQ8", "rerank": True},
-            "settings": [{"search": f"nprobe={p}", "rerank": 2} for p in (8, 16, 24, 32, 48, 64)],
+            "settings": [
+                {"search": f"nprobe={p}", "rerank": 2}
+                for p in (8, 16, 24, 32, 48, 64, 96, 128, 192)
+            ],
         },
         "faiss-hnsw-sq8-rerank": {
             "engine": "faiss",
@@ -161,7 +165,13 @@ def run(
     }
     spec_path = Path(args.workdir) / f"{name}-{n}.json"
     result = {"name": name, "engine": cfg["engine"], "n": n, "params": cfg["params"]}
-    built = run_child("build", spec, spec_path, args.build_timeout)
+    done = folder / "build.json"
+    if args.reuse_builds and done.exists():
+        built = json.loads(done.read_text())
+    else:
+        built = run_child("build", spec, spec_path, args.build_timeout)
+        if "error" not in built:
+            done.write_text(json.dumps(built))
     result.update(built)
     if "error" not in built:
         result.update(run_child("query", spec, spec_path, args.build_timeout))
@@ -219,6 +229,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=20.0, help="seconds of 1-by-1 queries")
     parser.add_argument("--build-timeout", type=float, default=3600.0)
     parser.add_argument("--held-out", type=int, default=HELD_OUT, help="passages kept as queries")
+    parser.add_argument(
+        "--reuse-builds", action="store_true", help="query indexes already built in --workdir"
+    )
     parser.add_argument("--json", help="append the results to this JSON-lines file")
     args = parser.parse_args()
     all_configs = configs(args.n)
