@@ -36,7 +36,7 @@ from embedstack.store.base import MANIFEST
 from embedstack.store.factory import check_store_spec, open_store
 from embedstack.store.filters import parse_filter
 from embedstack.store.local import DB_FILE
-from embedstack.store.vector_index import INDEX_KINDS
+from embedstack.store.index_spec import check_index_spec
 from embedstack.types import Chunk, Hit, SourceRecord
 
 if TYPE_CHECKING:
@@ -174,13 +174,12 @@ class Collection:
                 raise CollectionError(f"{folder} has {DB_FILE} but no {CONFIG_FILE}; not opening")
             if folder.exists() and not folder.is_dir():
                 raise CollectionError(f"{folder} exists and is not a folder")
-            index = index or "flat"
-            if index not in INDEX_KINDS:
-                raise InvalidInputError(f"index must be one of {INDEX_KINDS}, got {index!r}")
+            index = index or "auto"
             wanted = wanted or DEFAULT_MODEL
             if encoder is None and wanted not in CATALOG:  # a local path: load it to learn its dim
                 encoder = load_model(wanted)
             dim = encoder.dim if encoder is not None else CATALOG[wanted].dim
+            check_index_spec(index, dim)
             config = CollectionConfig(
                 model=wanted,
                 dim=dim,
