@@ -35,8 +35,8 @@ from embedstack.search.rerank import Reranker, load_reranker
 from embedstack.store.base import MANIFEST
 from embedstack.store.factory import check_store_spec, open_store
 from embedstack.store.filters import parse_filter
-from embedstack.store.local import DB_FILE
 from embedstack.store.index_spec import check_index_spec
+from embedstack.store.local import DB_FILE
 from embedstack.types import Chunk, Hit, SourceRecord
 
 if TYPE_CHECKING:
@@ -746,6 +746,16 @@ class Collection:
         ]  # fmt: skip
         clusters = report.to_dict(assignments=False)["clusters"] if report is not None else []
         return {"method": method, "points": points, "clusters": clusters}
+
+    def compact(self) -> dict[str, int]:
+        """Reclaim the space deleted rows still hold (vector file, index, database); returns
+        rows kept and bytes before/after. Safe against a kill at any point."""
+        compact = getattr(self._store, "compact", None)
+        if compact is None:
+            raise CollectionError(
+                f"{self.folder} keeps its rows in {self.config.store!r}; compact that server"
+            )
+        return compact().to_dict()
 
     def check(self) -> list[str]:
         """A full consistency check of the stored data; the problems found (empty: healthy)."""

@@ -302,6 +302,23 @@ def check(collection: CollectionArg, as_json: JsonOpt = False) -> None:
 
 
 @user_errors
+def compact(collection: CollectionArg, as_json: JsonOpt = False) -> None:
+    """Reclaim the space deleted records still take (vector file, index, database).
+
+    Safe to interrupt: a kill at any point leaves the collection as it was or compacted.
+    """
+    with open_existing(collection) as kb:
+        report = kb.compact()
+    if as_json:
+        print_json(report)
+        return
+    out.print(
+        f"Compacted {collection}: {report['rows']} records kept, {report['reclaimed_rows']} "
+        f"deleted dropped; {report['bytes_before']:,} -> {report['bytes_after']:,} bytes."
+    )
+
+
+@user_errors
 def reindex(
     collection: CollectionArg,
     model: Annotated[

@@ -46,6 +46,7 @@ from embedstack.errors import (
 from embedstack.sqlite_threads import ClosedError, ThreadConnections
 from embedstack.store.analyzer import Analyzer
 from embedstack.store.base import KEYWORD, MANIFEST, Scored
+from embedstack.store.compaction import CompactReport, compact_rows, folder_bytes
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.keyword_index import KeywordIndex
 from embedstack.store.locking import ReadWriteLock
@@ -447,6 +448,22 @@ class LocalStore:
                 return 0
             self._checkpointed = generation
             return written
+
+    def compact(self) -> CompactReport:
+        """Reclaim what deleted rows hold: the vector file rewritten without them, rows
+        renumbered, index segments rebuilt, SQLite vacuumed (see `compaction.py`)."""
+        before = folder_bytes(self.folder)
+        with self._operation():
+            with self._write_lock:
+                db = self._write_db()
+                try:
+                    kept, reclaimed = compact_rows(db, self.folder, self.dim)
+                except OSError as exc:
+                    raise self._os_error(exc) from exc
+            with self._catch_up_lock:
+                self._reload()
+        self.flush()
+        return CompactReport(kept, reclaimed, before, folder_bytes(self.folder))
 
     def close(self) -> None:
         """Checkpoint the index, then close every connection once the calls in progress in

@@ -42,7 +42,7 @@ class VectorFile:
         data = np.ascontiguousarray(vectors, dtype=ROW_DTYPE)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            view = memoryview(data).cast("B")
+            view = memoryview(data.tobytes())
             offset = first_vid * self.row_bytes
             while view:
                 written = os.pwrite(fd, view, offset)

@@ -230,6 +230,7 @@ class VectorIndex:
 
     def _empty_segment(self, lo: int) -> Segment:
         template = self._template
+        index: Any
         if self.binary:
             index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(self._bits))
         else:
@@ -350,6 +351,7 @@ class VectorIndex:
         return best_s, best_i
 
     def _selector(self, allowed: np.ndarray | None) -> tuple[Any, list[Any]]:
+        selector: Any
         if allowed is not None:
             selector = faiss.IDSelectorBatch(allowed)
             return selector, [selector]
@@ -367,10 +369,10 @@ class VectorIndex:
             return params
         if isinstance(index, faiss.IndexIVF):
             nprobe = min(index.nlist, max(NPROBE, index.nlist // 16))
-            return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+            return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)  # type: ignore[call-arg]
         if isinstance(index, faiss.IndexHNSW):
             return faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k), sel=selector)  # type: ignore[attr-defined]
-        return faiss.SearchParameters(sel=selector)
+        return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
 
     def _candidates(self, queries: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
         selector, keep_alive = self._selector(allowed)
@@ -381,7 +383,7 @@ class VectorIndex:
                 continue
             depth = min(n, segment.count)
             if self.binary:
-                params = faiss.SearchParameters(sel=selector)
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
                 keep_alive.append(params)
                 _, ids = segment.index.search(codes, depth, params=params)
             else:
