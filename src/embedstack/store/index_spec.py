@@ -24,6 +24,7 @@ NAMED_KINDS = ("flat", "hnsw", "auto", "binary")
 # 2 cores) and perfect; above it the approximate index pays for its training.
 AUTO_THRESHOLD = 50_000
 REFINE = 10  # candidates per hit re-ranked by exact score
+REFINE_BINARY = 40  # one bit a dimension ranks coarsely: re-rank more (Hamming search is cheap)
 NPROBE = 32  # IVF lists searched per query
 MIN_TRAIN_PER_LIST = 39  # FAISS's own minimum of training points per IVF list
 

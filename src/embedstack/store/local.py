@@ -449,6 +449,16 @@ class LocalStore:
             self._checkpointed = generation
             return written
 
+    def _finish_rebuild(self) -> None:
+        """Before saving: wait for a background rebuild, and build an index that is due (an
+        "auto" collection grown past its threshold), so the next open finds it on disk."""
+        with self._operation(), self._catch_up_lock:
+            if self._behind() or self._rebuild_due:
+                try:
+                    self._reload()
+                except Exception:  # a cache: the next open builds it instead
+                    log.exception("building the vector index of %s failed", self.folder)
+
     def compact(self) -> CompactReport:
         """Reclaim what deleted rows hold: the vector file rewritten without them, rows
         renumbered, index segments rebuilt, SQLite vacuumed (see `compaction.py`)."""
@@ -472,7 +482,8 @@ class LocalStore:
             return
         if not self._immutable and os.access(self.folder, os.W_OK):
             with contextlib.suppress(StorageError):
-                self.flush()  # a cache file beside the database; never the database itself
+                self._finish_rebuild()
+                self.flush()  # cache files beside the database; never the database itself
         self._readers.close(then=self._close_writer)
 
     # ---- writes --------------------------------------------------------------------------------

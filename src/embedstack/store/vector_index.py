@@ -23,6 +23,7 @@ from embedstack.store.index_spec import (
     MIN_TRAIN_PER_LIST,
     NPROBE,
     REFINE,
+    REFINE_BINARY,
     IndexSpec,
     auto_factory,
     parse_index_spec,
@@ -315,7 +316,8 @@ class VectorIndex:
         subset = allowed is not None and len(allowed) <= max(4096, 4 * k * REFINE)
         if not self.segments or subset:
             return self._exact(queries, k, allowed)
-        candidates = self._candidates(queries, k * REFINE, allowed)
+        refine = REFINE_BINARY if self.binary else REFINE
+        candidates = self._candidates(queries, k * refine, allowed)
         return self._rerank(queries, k, candidates)
 
     def _exact(
