@@ -38,7 +38,9 @@ def auto_factory(rows: int, dim: int) -> str:
     keeps each probed list small. PQ (`"IVF…,PQ48"`) is the choice when memory matters more
     (48 bytes a vector) at slightly lower recall.
     """
-    nlist = 1 << max(6, round(math.log2(4 * math.sqrt(max(rows, 1)))))
+    nlist = 1 << max(4, round(math.log2(4 * math.sqrt(max(rows, 1)))))
+    while nlist > 16 and nlist * MIN_TRAIN_PER_LIST > rows:  # enough points to train each list
+        nlist //= 2
     return f"IVF{nlist},SQ8"
 
 
