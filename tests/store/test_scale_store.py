@@ -264,3 +264,19 @@ def test_another_process_compacting_does_not_confuse_an_open_collection(tmp_path
         assert kb.search("row 950", k=1, mode="keyword")[0].id == "v950"
         fill(kb, vectors[:1], start=5000)  # writes go to the new file
         assert kb.search(vectors[0], k=1, mode="dense")[0].id == "v5000"
+
+
+def test_a_damaged_segment_is_reported_and_rebuilt_not_served(tmp_path, data):
+    vectors, _ = data
+    folder = tmp_path / "kb"
+    with Collection.open(folder, index="SQ8") as kb:
+        fill(kb, vectors[:3000])
+    segment = folder / "index-0-0-3000.faiss"
+    segment.write_bytes(b"not an index" * 100)
+    with Collection.open(folder) as kb:
+        assert kb.check() == [
+            "index-0-0-3000.faiss is unreadable or lacks stored vectors (rebuilt on open)"
+        ]
+        assert kb.search(vectors[42], k=1, mode="dense")[0].id == "v42"
+    with Collection.open(folder) as kb:  # the close saved a good one
+        assert kb.check() == []

@@ -895,7 +895,7 @@ class LocalStore:
         if len(live) and int(live.max()) >= top:
             return [f"chunks refer to vectors past next_vid ({top})"]
         index = self._empty_index(VectorFile(path, self.dim))
-        index.build(live, top)  # the rows only (no training): to check the saved files
+        index.set_rows(live, top)  # the rows only (nothing trained): to check the saved files
         return index.check_files(self.folder, epoch)
 
 

@@ -154,11 +154,7 @@ class VectorIndex:
         """Set the live rows (from one database snapshot), then build or load the index:
         saved segments of this epoch that hold every live row of their range are reused,
         the rest is encoded from the vector file."""
-        self._grow(hi)
-        self._live[:] = False
-        self._live[live] = True
-        self._count = len(live)
-        self.segments = []
+        self.set_rows(live, hi)
         if not self._wants_index(self._count) and not self._has_template(folder, epoch):
             return
         if self.kind == "auto" and not self._factory:
@@ -180,6 +176,14 @@ class VectorIndex:
                 position = top
         if position < hi:
             self.segments.append(self._encode(position, hi))
+
+    def set_rows(self, live: np.ndarray, hi: int) -> None:
+        """The live rows only, nothing built (what `check_files` needs)."""
+        self._grow(hi)
+        self._live[:] = False
+        self._live[live] = True
+        self._count = len(live)
+        self.segments = []
 
     def _has_template(self, folder: Path | None, epoch: int) -> bool:
         """A trained auto index already exists (so it stays approximate below the threshold
