@@ -4,6 +4,7 @@ each checked on real files, and against kill -9 where it writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -280,3 +281,21 @@ def test_a_damaged_segment_is_reported_and_rebuilt_not_served(tmp_path, data):
         assert kb.search(vectors[42], k=1, mode="dense")[0].id == "v42"
     with Collection.open(folder) as kb:  # the close saved a good one
         assert kb.check() == []
+
+
+def test_the_compact_command(tmp_path, data):
+    vectors = data[0][:500]
+    folder = tmp_path / "kb"
+    with Collection.open(folder) as kb:
+        kb.delete(fill(kb, vectors)[:300])
+    cli = Path(sys.executable).parent / "embedstack"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), str(PROJECT)])}
+    done = subprocess.run([str(cli), "compact", str(folder), "--json"], capture_output=True,
+                          text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rows"] == 200 and report["reclaimed_rows"] == 300
+    assert report["bytes_after"] < report["bytes_before"]
+    missing = subprocess.run([str(cli), "compact", str(tmp_path / "nothing")], capture_output=True,
+                             text=True, env=env, timeout=120)  # fmt: skip
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
