@@ -121,7 +121,6 @@ class LocalStore:
         self._auto_threshold = auto_threshold
         self._files: dict[int, VectorFile] = {}  # open vector files by epoch (memory maps)
         self._old_layout: VectorFile | None = None  # vectors still in SQLite, read-only folder
-        self._epoch = 0
         self._index = self._empty_index(self._vector_file(0))
         self._index_lock = ReadWriteLock()  # the in-memory index: searches share, commits own
         self._write_lock = threading.Lock()  # one write transaction at a time in this process
@@ -323,7 +322,6 @@ class LocalStore:
             ) from None
         index = self._empty_index(vectors)
         index.build(live, top, None if self._old_layout else self.folder, epoch)
-        self._epoch = epoch
         return index, generation, -1 if index.dirty else generation
 
     def _quick_check(self, db: sqlite3.Connection) -> None:
@@ -439,10 +437,11 @@ class LocalStore:
             if self._checkpointed == generation or generation < 0 or self._old_layout:
                 return 0
             db = self._reader()
-            if self._meta(db, "generation") != generation or self._epoch_of(db) != self._epoch:
+            epoch = self._index.epoch
+            if self._meta(db, "generation") != generation or self._epoch_of(db) != epoch:
                 return 0  # another process wrote since: its index, not ours, is the current one
             try:
-                written = self._index.save(self.folder, self._epoch)
+                written = self._index.save(self.folder, epoch)
             except (OSError, RuntimeError) as exc:
                 log.warning("could not checkpoint the vector index of %s: %s", self.folder, exc)
                 return 0
@@ -597,6 +596,7 @@ class LocalStore:
         epoch = self._epoch_of(db)
         if epoch is None:
             raise ReadOnlyCollectionError(f"{self.folder} needs migrating, which needs writing")
+        txn.epoch = epoch
         try:  # inside the transaction: another process's writer waits on SQLite's lock
             self._vector_file(epoch).write(first, vectors)
         except OSError as exc:
@@ -653,6 +653,9 @@ class LocalStore:
         self._allowed_memo.clear()
         if self._pending is not None:  # a reload is under way: it applies this write too
             self._pending.append((generation, txn.removed, txn.added, txn.vectors))
+        if txn.epoch is not None and txn.epoch != self._index.epoch:
+            self._generation = -1  # another process compacted: reload before the next search
+            return
         try:
             self._index.remove(txn.removed)
             if txn.vectors is not None:
@@ -741,7 +744,7 @@ class LocalStore:
                 with self._index_lock.reading():
                     expected = min(k, len(allowed) if allowed is not None else len(self._index))
                     scores, vids = self._index.search(queries, k, allowed)
-                    epoch = self._epoch
+                    epoch = self._index.epoch
                 results = []
                 for row, (row_scores, row_vids) in enumerate(zip(scores, vids, strict=True)):
                     found = [
@@ -928,6 +931,7 @@ class _Changes:
         self.added = np.empty(0, np.int64)
         self.vectors: np.ndarray | None = None
         self.changed = False  # rows outside the index changed (the manifest)
+        self.epoch: int | None = None  # the vector file the added rows went to
 
     def any(self) -> bool:
         return bool(len(self.removed) or len(self.added) or self.changed)

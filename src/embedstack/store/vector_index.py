@@ -77,6 +77,7 @@ class VectorIndex:
         self.ef_search = ef_search
         self.auto_threshold = AUTO_THRESHOLD if auto_threshold is None else auto_threshold
         self.hi = 0  # vids below this are known (live or dead)
+        self.epoch = 0  # the vector file (compaction epoch) the vids refer to
         self._live = np.zeros(0, dtype=bool)
         self._count = 0
         self.segments: list[Segment] = []
@@ -155,6 +156,7 @@ class VectorIndex:
         saved segments of this epoch that hold every live row of their range are reused,
         the rest is encoded from the vector file."""
         self.set_rows(live, hi)
+        self.epoch = epoch
         if not self._wants_index(self._count) and not self._has_template(folder, epoch):
             return
         if self.kind == "auto" and not self._factory:
