@@ -299,3 +299,35 @@ def test_the_compact_command(tmp_path, data):
     missing = subprocess.run([str(cli), "compact", str(tmp_path / "nothing")], capture_output=True,
                              text=True, env=env, timeout=120)  # fmt: skip
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
+
+
+READ_ONLY_OLD_LAYOUT = """
+import json, subprocess, sys
+from pathlib import Path
+from embedstack import Collection
+from tests.store.test_scale_store import clustered, make_old_layout
+
+mount = Path(sys.argv[1]) / "mnt"
+mount.mkdir()
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], check=True)
+folder = mount / "kb"
+vectors = clustered(300, seed=3)
+expected = make_old_layout(folder, vectors)
+import gc; gc.collect()  # memory maps of the removed vector file block a read-only remount
+subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+with Collection.open(folder) as kb:
+    got = {h.id: round(h.score, 5) for h in kb.search(vectors[20], k=5, mode="dense")}
+    result = {"same": got == expected, "count": kb.count(),
+              "files": sorted(p.name for p in folder.iterdir())}
+print(json.dumps(result))
+"""
+
+
+def test_an_old_collection_on_a_read_only_disk_is_searched_unmigrated(tmp_path):
+    from tests.store.test_failures import in_private_mount
+
+    done = in_private_mount(READ_ONLY_OLD_LAYOUT, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["same"] and result["count"] == 290
+    assert "vectors-0.f32" not in result["files"]
