@@ -484,6 +484,8 @@ class LocalStore:
                 self._finish_rebuild()
                 self.flush()  # cache files beside the database; never the database itself
         self._readers.close(then=self._close_writer)
+        self._index.release()  # unmap the vector file now, not when garbage is collected
+        self._files = {}
 
     # ---- writes --------------------------------------------------------------------------------
 

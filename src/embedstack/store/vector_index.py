@@ -278,6 +278,11 @@ class VectorIndex:
             return None
         return segment
 
+    def release(self) -> None:
+        """Drop the segments and the vector file's memory map (the store is closing)."""
+        self.segments = []
+        self.vectors = VectorFile(self.vectors.path, self.dim)
+
     # ---- changes ---------------------------------------------------------------------------
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
