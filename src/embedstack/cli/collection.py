@@ -46,7 +46,11 @@ def add(
         str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
     ] = None,
     index: Annotated[
-        str | None, typer.Option(help="Index for a new collection: flat (default) | hnsw.")
+        str | None,
+        typer.Option(
+            help="Index for a new collection: auto (default) | flat | hnsw | binary | a FAISS "
+            "factory string such as IVF1024,PQ48."
+        ),
     ] = None,
     store: StoreOpt = None,
     batch_size: BatchOpt = 32,
