@@ -133,7 +133,8 @@ class Collection:
 
         `index="auto"` (the default) searches exactly until the collection holds 50,000 rows,
         then switches to compressed codes with exact re-ranking; "flat", "hnsw", "binary" or a
-        FAISS factory string ("IVF1024,PQ48") pick one (README, "Large collections"). `store` keeps the rows elsewhere than the folder: a server's URL
+        FAISS factory string ("IVF1024,PQ48") pick one (README, "Large collections").
+        `store` keeps the rows elsewhere than the folder: a server's URL
         (`"postgresql://user@host/db"`, `"milvus://host:19530"`, `"milvus-lite:file.db"`); the
         folder then holds only collection.toml and the embedding cache. Opening with a model
         other than the one the collection was built with is an error, since its vectors would
