@@ -15,6 +15,7 @@ import pytest
 
 from embedstack import Collection, load_model
 from embedstack.collection import CACHE_FILE
+from embedstack.config import CollectionConfig
 from embedstack.errors import (
     CollectionError,
     CollectionNotFoundError,
@@ -84,10 +85,11 @@ def build(kb: Path, model, docs: Path, **options) -> None:
 def stored(kb: Path) -> dict[str, tuple[str, dict, np.ndarray]]:
     """id -> (text, metadata, vector), straight from the database."""
     with closing(sqlite3.connect(kb / "embedstack.db")) as db:
-        rows = db.execute(
-            "SELECT id, text, metadata, vector FROM chunks JOIN vectors USING (vid) ORDER BY vid"
-        ).fetchall()
-    return {r[0]: (r[1], json.loads(r[2]), np.frombuffer(r[3], dtype="<f4")) for r in rows}
+        rows = db.execute("SELECT id, text, metadata, vid FROM chunks ORDER BY vid").fetchall()
+        epoch = db.execute("SELECT value FROM meta WHERE key = 'vector_epoch'").fetchone()[0]
+    dim = CollectionConfig.read(kb).dim
+    matrix = np.fromfile(kb / f"vectors-{epoch}.f32", dtype="<f4").reshape(-1, dim)
+    return {r[0]: (r[1], json.loads(r[2]), matrix[r[3]].copy()) for r in rows}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -35,8 +35,8 @@ from embedstack.search.rerank import Reranker, load_reranker
 from embedstack.store.base import MANIFEST
 from embedstack.store.factory import check_store_spec, open_store
 from embedstack.store.filters import parse_filter
+from embedstack.store.index_spec import check_index_spec
 from embedstack.store.local import DB_FILE
-from embedstack.store.vector_index import INDEX_KINDS
 from embedstack.types import Chunk, Hit, SourceRecord
 
 if TYPE_CHECKING:
@@ -131,8 +131,10 @@ class Collection:
     ) -> Collection:
         """Open the collection in `path`, creating it (with `model`, default MiniLM) if missing.
 
-        `index="hnsw"` builds an approximate HNSW index for large collections; the default is
-        exact search. `store` keeps the rows elsewhere than the folder: a server's URL
+        `index="auto"` (the default) searches exactly until the collection holds 50,000 rows,
+        then switches to compressed codes with exact re-ranking; "flat", "hnsw", "binary" or a
+        FAISS factory string ("IVF1024,PQ48") pick one (README, "Large collections").
+        `store` keeps the rows elsewhere than the folder: a server's URL
         (`"postgresql://user@host/db"`, `"milvus://host:19530"`, `"milvus-lite:file.db"`); the
         folder then holds only collection.toml and the embedding cache. Opening with a model
         other than the one the collection was built with is an error, since its vectors would
@@ -174,13 +176,12 @@ class Collection:
                 raise CollectionError(f"{folder} has {DB_FILE} but no {CONFIG_FILE}; not opening")
             if folder.exists() and not folder.is_dir():
                 raise CollectionError(f"{folder} exists and is not a folder")
-            index = index or "flat"
-            if index not in INDEX_KINDS:
-                raise InvalidInputError(f"index must be one of {INDEX_KINDS}, got {index!r}")
+            index = index or "auto"
             wanted = wanted or DEFAULT_MODEL
             if encoder is None and wanted not in CATALOG:  # a local path: load it to learn its dim
                 encoder = load_model(wanted)
             dim = encoder.dim if encoder is not None else CATALOG[wanted].dim
+            check_index_spec(index, dim)
             config = CollectionConfig(
                 model=wanted,
                 dim=dim,
@@ -747,6 +748,16 @@ class Collection:
         ]  # fmt: skip
         clusters = report.to_dict(assignments=False)["clusters"] if report is not None else []
         return {"method": method, "points": points, "clusters": clusters}
+
+    def compact(self) -> dict[str, int]:
+        """Reclaim the space deleted rows still hold (vector file, index, database); returns
+        rows kept and bytes before/after. Safe against a kill at any point."""
+        compact = getattr(self._store, "compact", None)
+        if compact is None:
+            raise CollectionError(
+                f"{self.folder} keeps its rows in {self.config.store!r}; compact that server"
+            )
+        return compact().to_dict()
 
     def check(self) -> list[str]:
         """A full consistency check of the stored data; the problems found (empty: healthy)."""

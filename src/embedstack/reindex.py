@@ -60,7 +60,8 @@ READ_ROWS = 1024  # rows read at a time to fingerprint the old collection
 # holds the old model's vectors). Anything else there, such as the server's uploaded
 # `files/`, is carried over.
 STORE_FILES = re.compile(
-    "|".join(map(re.escape, (DB_FILE, CACHE_FILE, CONFIG_FILE))) + r"|vectors-\d+\.faiss"
+    "|".join(map(re.escape, (DB_FILE, CACHE_FILE, CONFIG_FILE)))
+    + r"|vectors-\d+\.(faiss|f32)|index-\d+-(\d+-\d+|trained)\.faiss"
 )
 RENAME_EXCHANGE = 2  # <linux/fs.h>
 AT_FDCWD = -100  # paths relative to the working directory

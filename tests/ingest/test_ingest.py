@@ -192,9 +192,14 @@ def consistent(folder: Path) -> dict[str, str]:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         chunk_ids = {r[0] for r in db.execute("SELECT id FROM chunks")}
         sources = db.execute("SELECT path, content_hash, chunk_ids FROM sources").fetchall()
-        vectors = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        epoch = db.execute("SELECT value FROM meta WHERE key = 'vector_epoch'").fetchone()[0]
+        next_vid = int(db.execute("SELECT value FROM meta WHERE key = 'next_vid'").fetchone()[0])
+        top_vid = db.execute("SELECT MAX(vid) FROM chunks").fetchone()[0]
     listed = [i for _, _, ids in sources for i in json.loads(ids)]
-    assert sorted(listed) == sorted(chunk_ids) and vectors == len(chunk_ids)
+    assert sorted(listed) == sorted(chunk_ids)
+    # Every stored chunk's vector is in the vector file (written before the row's COMMIT).
+    stored_rows = (folder / f"vectors-{epoch}.f32").stat().st_size // (384 * 4)
+    assert top_vid is None or top_vid < next_vid <= stored_rows
     return {path: content_hash for path, content_hash, _ in sources}
 
 

@@ -46,7 +46,11 @@ def add(
         str | None, typer.Option(help=f"Model for a new collection [default: {DEFAULT_MODEL}].")
     ] = None,
     index: Annotated[
-        str | None, typer.Option(help="Index for a new collection: flat (default) | hnsw.")
+        str | None,
+        typer.Option(
+            help="Index for a new collection: auto (default) | flat | hnsw | binary | a FAISS "
+            "factory string such as IVF1024,PQ48."
+        ),
     ] = None,
     store: StoreOpt = None,
     batch_size: BatchOpt = 32,
@@ -299,6 +303,23 @@ def check(collection: CollectionArg, as_json: JsonOpt = False) -> None:
         out.print(f"{collection}: ok ({count} chunks)")
     if problems:
         raise typer.Exit(1)
+
+
+@user_errors
+def compact(collection: CollectionArg, as_json: JsonOpt = False) -> None:
+    """Reclaim the space deleted records still take (vector file, index, database).
+
+    Safe to interrupt: a kill at any point leaves the collection as it was or compacted.
+    """
+    with open_existing(collection) as kb:
+        report = kb.compact()
+    if as_json:
+        print_json(report)
+        return
+    out.print(
+        f"Compacted {collection}: {report['rows']} records kept, {report['reclaimed_rows']} "
+        f"deleted dropped; {report['bytes_before']:,} -> {report['bytes_after']:,} bytes."
+    )
 
 
 @user_errors

@@ -1,10 +1,14 @@
-"""The embedded store: SQLite holds ids, text, metadata and vectors; FAISS searches the vectors.
+"""The embedded store: SQLite holds ids, text and metadata; the float vectors live once, in an
+append-only file read by memory map (`vector_file.py`); FAISS segments search them
+(`vector_index.py`).
 
 SQLite is the source of truth and every write is one SQLite transaction, so a crash leaves the
-last committed state. The FAISS index is derived data: it is checkpointed to
-`vectors-<generation>.faiss` (write to a temp file, then an atomic rename) and rebuilt from SQLite
-whenever the checkpoint does not match the database's generation (after a crash, or after
-another process wrote to the collection).
+last committed state: a write's vectors are written and fsynced inside the transaction, before
+COMMIT, at offsets past the committed rows. The FAISS segments are derived data, saved
+incrementally (`index-<epoch>-<lo>-<hi>.faiss`, only rows added since the last save) and
+rebuilt from the vector file whenever a file is missing or lacks live rows. Collections made
+before the vector file kept vectors in a SQLite table; they are migrated once, on the first
+writable open (`migration.py`). `compact` (`compaction.py`) reclaims deleted rows.
 
 Threads: each thread reads through its own read-only connection (WAL: readers see the last
 committed state and never wait for a writer); writes go through one writer connection, one
@@ -18,6 +22,7 @@ one), so a read-only folder can be searched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -41,17 +46,21 @@ from embedstack.errors import (
 from embedstack.sqlite_threads import ClosedError, ThreadConnections
 from embedstack.store.analyzer import Analyzer
 from embedstack.store.base import KEYWORD, MANIFEST, Scored
+from embedstack.store.compaction import CompactReport, compact_rows, folder_bytes
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.keyword_index import KeywordIndex
 from embedstack.store.locking import ReadWriteLock
+from embedstack.store.migration import migrate, read_old_vectors
 from embedstack.store.sqlite_filters import compile_sqlite, index_rows
+from embedstack.store.vector_file import ArrayVectors, VectorFile, vector_file_name
 from embedstack.store.vector_index import VectorIndex
 from embedstack.types import Chunk, SourceRecord
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "embedstack.db"
-TABLES = ("meta", "chunks", "vectors", "chunk_meta", "sources")
+TABLES = ("meta", "chunks", "chunk_meta", "sources")
+EPOCH = "vector_epoch"  # meta key: which vector file holds the rows (absent: the old layout)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -60,8 +69,6 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     metadata TEXT NOT NULL            -- JSON object
 );
--- Apart from chunks so that scans of ids and metadata do not read past the vectors.
-CREATE TABLE IF NOT EXISTS vectors (vid INTEGER PRIMARY KEY, vector BLOB NOT NULL);  -- float32 LE
 -- Scalar metadata values, one row each, for indexed filtering (see sqlite_filters.py).
 CREATE TABLE IF NOT EXISTS chunk_meta (
     vid INTEGER NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, value,
@@ -79,7 +86,6 @@ CREATE TABLE IF NOT EXISTS sources (
 );
 INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('next_vid', '0');
 """
-REBUILD_DEAD_FRACTION = 0.25  # HNSW: rebuild the graph once this share of nodes is deleted
 BUSY_TIMEOUT_S = 30  # how long a write waits for another process's write to finish
 ALLOWED_MEMO = 16  # compiled filters kept per generation (a search runs its filter twice)
 
@@ -105,13 +111,17 @@ class LocalStore:
         bm25_k1: float = 0.9,
         bm25_b: float = 0.4,
         bm25_document_weight: float = 2.0,
+        auto_threshold: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DB_FILE
         self.dim = dim
         self.keywords = KeywordIndex(analyzer or Analyzer(), bm25_k1, bm25_b, bm25_document_weight)
         self._kind, self._hnsw_m, self._ef_search = index, hnsw_m, ef_search
-        self._index = self._empty_index()
+        self._auto_threshold = auto_threshold
+        self._files: dict[int, VectorFile] = {}  # open vector files by epoch (memory maps)
+        self._old_layout: VectorFile | None = None  # vectors still in SQLite, read-only folder
+        self._index = self._empty_index(self._vector_file(0))
         self._index_lock = ReadWriteLock()  # the in-memory index: searches share, commits own
         self._write_lock = threading.Lock()  # one write transaction at a time in this process
         self._catch_up_lock = threading.Lock()  # one thread rebuilds; the others search on
@@ -130,6 +140,7 @@ class LocalStore:
                 if not self.path.exists() or not self._has_tables():
                     self._create_tables()
                 self._ensure_keyword_index()
+                self._ensure_vector_file()
                 self._index, self._generation, self._checkpointed = self._load_index(verify=True)
         except BaseException:
             self._readers.close(then=self._close_writer)
@@ -218,7 +229,50 @@ class LocalStore:
 
     def _create_tables(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._write_db().executescript(SCHEMA)
+        db = self._write_db()
+        old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'vectors'").fetchone()
+        db.executescript(SCHEMA)
+        if not old:  # a new database starts in the vector-file layout
+            db.execute(f"INSERT OR IGNORE INTO meta VALUES ('{EPOCH}', '0')")
+
+    def _ensure_vector_file(self) -> None:
+        """Move an old collection's vectors from SQLite into the vector file, once; a read-only
+        folder is read in the old layout instead (held in memory)."""
+        if self._epoch_of(self._reader()) is not None:
+            return
+        try:
+            db = self._write_db()
+        except ReadOnlyCollectionError:
+            matrix = read_old_vectors(self._reader(), self.dim)
+            self._old_layout = ArrayVectors(self.folder / DB_FILE, self.dim, matrix)
+            return
+        with self._write_lock:
+            try:
+                migrate(db, self.folder, self.dim)
+            except OSError as exc:
+                raise self._os_error(exc) from exc
+
+    @staticmethod
+    def _epoch_of(db: sqlite3.Connection) -> int | None:
+        row = db.execute(f"SELECT value FROM meta WHERE key = '{EPOCH}'").fetchone()
+        return int(row[0]) if row else None
+
+    def _vector_file(self, epoch: int) -> VectorFile:
+        """The vector file of `epoch`, opened once (its memory map is shared by all threads)."""
+        if self._old_layout is not None:
+            return self._old_layout
+        found = self._files.get(epoch)
+        if found is None:
+            found = VectorFile(self.folder / vector_file_name(epoch), self.dim)
+            self._files = {**{e: f for e, f in self._files.items() if e >= epoch - 1}, epoch: found}
+        return found
+
+    def _os_error(self, exc: OSError) -> EmbedstackError:
+        if exc.errno == errno.ENOSPC:
+            return StorageError(f"the disk holding {self.folder} is full; nothing was changed")
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return ReadOnlyCollectionError(f"{self.folder} is read-only ({exc.strerror})")
+        return StorageError(f"{self.folder}: {exc.strerror or exc}; nothing was changed")
 
     # ---- the in-memory index -----------------------------------------------------------------
 
@@ -230,55 +284,45 @@ class LocalStore:
     def _set_meta(db: sqlite3.Connection, key: str, value: int) -> None:
         db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(value), key))
 
-    def _checkpoint_path(self, generation: int) -> Path:
-        return self.folder / f"vectors-{generation}.faiss"
-
-    def _empty_index(self) -> VectorIndex:
-        return VectorIndex(self.dim, self._kind, hnsw_m=self._hnsw_m, ef_search=self._ef_search)
+    def _empty_index(self, vectors: VectorFile) -> VectorIndex:
+        return VectorIndex(
+            self.dim,
+            self._kind,
+            vectors,
+            hnsw_m=self._hnsw_m,
+            ef_search=self._ef_search,
+            auto_threshold=self._auto_threshold,
+        )
 
     def _load_index(self, verify: bool = False) -> tuple[VectorIndex, int, int]:
-        """(index, its generation, the generation checkpointed on disk or -1), from one
-        consistent read of the database; takes no lock, so searches go on meanwhile.
+        """(index, its generation, the generation saved on disk or -1), from one consistent
+        read of the database; takes no lock, so searches go on meanwhile.
 
-        From the checkpoint of the same generation when it holds every stored row; otherwise
-        rebuilt from SQLite — and, on open (`verify`), the database is checked first, since a
-        missing or disagreeing checkpoint is when damage would otherwise be served silently.
+        Saved segments that hold every live row of their range are reused; the rest is encoded
+        from the vector file. On open (`verify`) with nothing saved to trust, the database is
+        checked first, since that is when damage would otherwise be served silently.
         """
         db = self._reader()
-        db.execute("BEGIN")  # one snapshot for the generation, the rows and the vectors
+        db.execute("BEGIN")  # one snapshot for the generation, the rows and the file
         try:
             generation = self._meta(db, "generation")
-            live = {row[0] for row in db.execute("SELECT vid FROM chunks")}
-            index = self._checkpoint_index(generation, live)
-            if index is not None:
-                return index, generation, generation
-            if verify:
+            epoch = self._epoch_of(db) or 0
+            top = self._meta(db, "next_vid")
+            live = np.array([row[0] for row in db.execute("SELECT vid FROM chunks")], np.int64)
+            if verify and not any(self.folder.glob(f"index-{epoch}-*.faiss")):
                 self._quick_check(db)
-            index = self._empty_index()
-            rows = db.execute("SELECT vid, vector FROM vectors ORDER BY vid").fetchall()
         finally:
             db.execute("COMMIT")
-        if rows:
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, self.dim)
-            index.add(ids, vectors)
-        return index, generation, -1
-
-    def _checkpoint_index(self, generation: int, live: set[int]) -> VectorIndex | None:
-        """The checkpoint of `generation`, if there is one that holds every live row."""
-        checkpoint = self._checkpoint_path(generation)
-        if not checkpoint.exists():
-            return None
-        index = self._empty_index()
+        vectors = self._vector_file(epoch)
         try:
-            index.load(checkpoint)
-        except (RuntimeError, ValueError):
-            return None  # an unreadable checkpoint is only a cache miss
-        held = set(index.ids().tolist())
-        if not live <= held:
-            return None
-        index.mark_dead(held - live)
-        return index
+            vectors.rows(top)
+        except OSError as exc:
+            raise CorruptCollectionError(
+                f"{vectors.path} lacks stored vectors ({exc}); see `embedstack check {self.folder}`"
+            ) from None
+        index = self._empty_index(vectors)
+        index.build(live, top, None if self._old_layout else self.folder, epoch)
+        return index, generation, -1 if index.dirty else generation
 
     def _quick_check(self, db: sqlite3.Connection) -> None:
         problems = [row[0] for row in db.execute("PRAGMA quick_check")]
@@ -344,7 +388,7 @@ class LocalStore:
                     generation, checkpointed = later, -1
             self._pending = None
             self._index, self._generation, self._checkpointed = index, generation, checkpointed
-            self._rebuild_due = index.dead_fraction > REBUILD_DEAD_FRACTION
+            self._rebuild_due = index.rebuild_due
             self._allowed_memo.clear()
 
     def _ensure_keyword_index(self) -> None:
@@ -380,34 +424,55 @@ class LocalStore:
                     db.execute("ROLLBACK")
                 raise
 
-    def flush(self) -> None:
-        """Checkpoint the vector index so the next open skips the rebuild.
+    def flush(self) -> int:
+        """Save what the index built in memory since the last save (new rows' segment, merges),
+        so the next open skips encoding them; returns the bytes written.
 
-        Only an index that is current with the database is saved, and only older
-        checkpoints are removed. The checkpoint is a cache of what SQLite holds, so failing
-        to write it (a full disk, a read-only folder) is logged, not raised, and leaves no
-        temporary file.
+        Only an index that is current with the database is saved. The index files are a cache
+        of SQLite and the vector file, so failing to write them (a full disk, a read-only
+        folder) is logged, not raised, and leaves no temporary file.
         """
         with self._operation(), self._index_lock.reading():
             generation = self._generation
-            if self._checkpointed == generation or generation < 0:
-                return
-            if self._meta(self._reader(), "generation") != generation:
-                return  # another process wrote since: its index, not ours, is the current one
-            target = self._checkpoint_path(generation)
-            tmp = target.with_suffix(".faiss.tmp")
+            if self._checkpointed == generation or generation < 0 or self._old_layout:
+                return 0
+            db = self._reader()
+            epoch = self._index.epoch
+            if self._meta(db, "generation") != generation or self._epoch_of(db) != epoch:
+                return 0  # another process wrote since: its index, not ours, is the current one
             try:
-                self._index.save(tmp)
-                os.replace(tmp, target)
+                written = self._index.save(self.folder, epoch)
             except (OSError, RuntimeError) as exc:
-                tmp.unlink(missing_ok=True)
                 log.warning("could not checkpoint the vector index of %s: %s", self.folder, exc)
-                return
+                return 0
             self._checkpointed = generation
-        for old in self.folder.glob("vectors-*.faiss"):
-            number = old.stem.removeprefix("vectors-")
-            if number.isdigit() and int(number) < generation:
-                old.unlink(missing_ok=True)
+            return written
+
+    def _finish_rebuild(self) -> None:
+        """Before saving: wait for a background rebuild, and build an index that is due (an
+        "auto" collection grown past its threshold), so the next open finds it on disk."""
+        with self._operation(), self._catch_up_lock:
+            if self._behind() or self._rebuild_due:
+                try:
+                    self._reload()
+                except Exception:  # a cache: the next open builds it instead
+                    log.exception("building the vector index of %s failed", self.folder)
+
+    def compact(self) -> CompactReport:
+        """Reclaim what deleted rows hold: the vector file rewritten without them, rows
+        renumbered, index segments rebuilt, SQLite vacuumed (see `compaction.py`)."""
+        before = folder_bytes(self.folder)
+        with self._operation():
+            with self._write_lock:
+                db = self._write_db()
+                try:
+                    kept, reclaimed = compact_rows(db, self.folder, self.dim)
+                except OSError as exc:
+                    raise self._os_error(exc) from exc
+            with self._catch_up_lock:
+                self._reload()
+        self.flush()
+        return CompactReport(kept, reclaimed, before, folder_bytes(self.folder))
 
     def close(self) -> None:
         """Checkpoint the index, then close every connection once the calls in progress in
@@ -416,8 +481,11 @@ class LocalStore:
             return
         if not self._immutable and os.access(self.folder, os.W_OK):
             with contextlib.suppress(StorageError):
-                self.flush()  # a cache file beside the database; never the database itself
+                self._finish_rebuild()
+                self.flush()  # cache files beside the database; never the database itself
         self._readers.close(then=self._close_writer)
+        self._index.release()  # unmap the vector file now, not when garbage is collected
+        self._files = {}
 
     # ---- writes --------------------------------------------------------------------------------
 
@@ -495,7 +563,7 @@ class LocalStore:
         found = db.execute(f"SELECT vid FROM chunks WHERE id {in_list}", (_id_list(ids),))
         vids = [row[0] for row in found]
         if vids:
-            for table in ("chunks", "vectors", "chunk_meta"):
+            for table in ("chunks", "chunk_meta"):
                 db.execute(f"DELETE FROM {table} WHERE vid {in_list}", (_id_list(vids),))
             self.keywords.remove(db, vids)
         return np.array(vids, dtype=np.int64)
@@ -527,10 +595,14 @@ class LocalStore:
             )  # fmt: skip
         except sqlite3.IntegrityError as exc:  # the store's own callers check ids first
             raise InvalidInputError(f"ids must be unique and non-empty: {exc}") from exc
-        db.executemany(
-            "INSERT INTO vectors (vid, vector) VALUES (?, ?)",
-            zip(vids, (v.tobytes() for v in vectors), strict=True),
-        )
+        epoch = self._epoch_of(db)
+        if epoch is None:
+            raise ReadOnlyCollectionError(f"{self.folder} needs migrating, which needs writing")
+        txn.epoch = epoch
+        try:  # inside the transaction: another process's writer waits on SQLite's lock
+            self._vector_file(epoch).write(first, vectors)
+        except OSError as exc:
+            raise self._os_error(exc) from exc
         db.executemany(
             "INSERT INTO chunk_meta (vid, key, kind, value) VALUES (?, ?, ?, ?)",
             (
@@ -583,6 +655,9 @@ class LocalStore:
         self._allowed_memo.clear()
         if self._pending is not None:  # a reload is under way: it applies this write too
             self._pending.append((generation, txn.removed, txn.added, txn.vectors))
+        if txn.epoch is not None and txn.epoch != self._index.epoch:
+            self._generation = -1  # another process compacted: reload before the next search
+            return
         try:
             self._index.remove(txn.removed)
             if txn.vectors is not None:
@@ -593,7 +668,7 @@ class LocalStore:
             return
         if not stale:
             self._generation = generation
-        self._rebuild_due = self._index.dead_fraction > REBUILD_DEAD_FRACTION
+        self._rebuild_due = self._index.rebuild_due
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -663,22 +738,28 @@ class LocalStore:
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
         with self._operation():
-            self._catch_up()
-            allowed = self._allowed(where)
-            if allowed is not None and not len(allowed):
-                return [[] for _ in queries]
-            with self._index_lock.reading():
-                expected = min(k, len(allowed) if allowed is not None else len(self._index))
-                scores, vids = self._index.search(queries, k, allowed)
-            results = []
-            for row, (row_scores, row_vids) in enumerate(zip(scores, vids, strict=True)):
-                found = [
-                    (int(v), float(s)) for v, s in zip(row_vids, row_scores, strict=True) if v >= 0
-                ]
-                if len(found) < expected:  # an approximate (HNSW) search came up short: go exact
-                    found = self._exact(queries[row], k, allowed)
-                results.append(found)
-            return self._with_ids(results)
+            while True:  # once more only if a compaction renumbered the rows meanwhile
+                self._catch_up()
+                allowed = self._allowed(where)
+                if allowed is not None and not len(allowed):
+                    return [[] for _ in queries]
+                with self._index_lock.reading():
+                    expected = min(k, len(allowed) if allowed is not None else len(self._index))
+                    scores, vids = self._index.search(queries, k, allowed)
+                    epoch = self._index.epoch
+                results = []
+                for row, (row_scores, row_vids) in enumerate(zip(scores, vids, strict=True)):
+                    found = [
+                        (int(v), float(s))
+                        for v, s in zip(row_vids, row_scores, strict=True)
+                        if v >= 0
+                    ]
+                    if len(found) < expected:  # an approximate search came up short: go exact
+                        found = self._exact(queries[row], k, allowed)
+                    results.append(found)
+                named = self._with_ids(results, epoch)
+                if named is not None:
+                    return named
 
     def keyword(self, query: str, k: int, where: FilterNode | None = None) -> Scored:
         """Top-k (id, BM25 score) for a query text, among the rows `where` lets through.
@@ -694,63 +775,74 @@ class LocalStore:
                 "folder does not allow; search with mode='dense'"
             )
         with self._operation():
-            allowed = self._allowed(where)
-            if allowed is not None and not len(allowed):
-                return []
-            found = self.keywords.search(self._reader(), query, k, allowed)
-            return self._with_ids([found])[0]
+            while True:  # once more only if a compaction renumbered the rows meanwhile
+                epoch = self._epoch_of(self._reader())
+                allowed = self._allowed(where)
+                if allowed is not None and not len(allowed):
+                    return []
+                found = self.keywords.search(self._reader(), query, k, allowed)
+                named = self._with_ids([found], epoch)
+                if named is not None:
+                    return named[0]
 
-    def _with_ids(self, results: list[list[tuple[int, float]]]) -> list[Scored]:
-        """(vid, score) lists as (id, score) lists; rows deleted meanwhile drop out."""
+    def _with_ids(
+        self, results: list[list[tuple[int, float]]], epoch: int | None
+    ) -> list[Scored] | None:
+        """(vid, score) lists as (id, score) lists; rows deleted meanwhile drop out. None when
+        the vids are of another epoch than the database's now (a compaction renumbered them)."""
         vids = sorted({vid for found in results for vid, _ in found})
         if not vids:
             return [[] for _ in results]
-        rows = (
-            self._reader()
-            .execute(
+        db = self._reader()
+        db.execute("BEGIN")
+        try:
+            if self._epoch_of(db) != epoch and self._old_layout is None:
+                return None
+            rows = db.execute(
                 "SELECT vid, id FROM chunks WHERE vid IN (SELECT value FROM json_each(?))",
                 (json.dumps(vids),),
-            )
-            .fetchall()
-        )
+            ).fetchall()
+        finally:
+            db.execute("COMMIT")
         names = dict(rows)
         return [[(names[v], s) for v, s in found if v in names] for found in results]
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of `ids`, in that order (rows of zeros for unknown ids)."""
         with self._operation():
-            rows = (
-                self._reader()
-                .execute(
-                    "SELECT c.id, v.vector FROM chunks AS c JOIN vectors AS v ON v.vid = c.vid "
-                    "WHERE c.id IN (SELECT value FROM json_each(?))",
-                    (_id_list(ids),),
-                )
-                .fetchall()
-            )
-        found = {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows}
+            for _attempt in range(3):
+                db = self._reader()
+                db.execute("BEGIN")  # the vids and the file they index, from one snapshot
+                try:
+                    epoch = self._epoch_of(db) or 0
+                    top = self._meta(db, "next_vid")
+                    rows = db.execute(
+                        "SELECT id, vid FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+                        (_id_list(ids),),
+                    ).fetchall()
+                finally:
+                    db.execute("COMMIT")
+                try:
+                    matrix = self._vector_file(epoch).rows(top)
+                    break
+                except FileNotFoundError:
+                    continue  # a compaction replaced the file after the snapshot: read again
+            else:
+                raise StorageError(f"{self.folder}: the vector file keeps changing; try again")
+        where = {row[0]: row[1] for row in rows}
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for row, id_ in enumerate(ids):
-            if id_ in found:
-                out[row] = found[id_]
+            if id_ in where:
+                out[row] = matrix[where[id_]]
         return out
 
     def _exact(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[tuple[int, float]]:
-        sql = "SELECT vid, vector FROM vectors"
-        params: tuple = ()
-        if allowed is not None:
-            sql += " WHERE vid IN (SELECT value FROM json_each(?))"
-            params = (json.dumps(allowed.tolist()),)
-        rows = self._reader().execute(sql, params).fetchall()
-        if not rows:
-            return []
-        vids = np.array([r[0] for r in rows], dtype=np.int64)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, self.dim)
-        scores = matrix @ query
-        top = np.argsort(-scores, kind="stable")[:k]
-        return [(int(vids[i]), float(scores[i])) for i in top]
+        """Exact top-k over the vector file (an approximate search came up short)."""
+        with self._index_lock.reading():
+            scores, vids = self._index._exact(query[None, :], k, allowed)
+        return [(int(v), float(s)) for v, s in zip(vids[0], scores[0], strict=True) if v >= 0]
 
     # ---- checks ------------------------------------------------------------------------------
 
@@ -772,18 +864,14 @@ class LocalStore:
         problems: list[str] = []
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        for table, what in (("vectors", "vectors"), ("keyword_chunks", "keyword entries")):
+        for table, what in (("keyword_chunks", "keyword entries"),):
             if table not in tables:
                 problems.append(f"the {table} table is missing")
                 continue
             count = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             if count != chunks:
                 problems.append(f"{chunks} chunks but {count} {what}")
-        bad_size = db.execute(
-            "SELECT COUNT(*) FROM vectors WHERE length(vector) != ?", (4 * self.dim,)
-        ).fetchone()[0]
-        if bad_size:
-            problems.append(f"{bad_size} vectors are not {self.dim}-d")
+        problems += self._check_vector_file(db)
         orphans = db.execute(
             "SELECT COUNT(*) FROM chunk_meta WHERE vid NOT IN (SELECT vid FROM chunks)"
         ).fetchone()[0]
@@ -795,14 +883,25 @@ class LocalStore:
             missing = [c for c in record.chunk_ids if c not in stored]
             if missing:
                 problems.append(f"manifest entry {record.path} names {len(missing)} missing chunks")
-        generation = self._meta(db, "generation")
-        checkpoint = self._checkpoint_path(generation)
-        live = {row[0] for row in db.execute("SELECT vid FROM chunks")}
-        if checkpoint.exists() and self._checkpoint_index(generation, live) is None:
-            problems.append(
-                f"{checkpoint.name} is unreadable or lacks stored vectors (rebuilt on open)"
-            )
         return problems
+
+    def _check_vector_file(self, db: sqlite3.Connection) -> list[str]:
+        """The vector file against the rows (it must hold every vid below next_vid), and the
+        saved index segments against the live rows."""
+        epoch = self._epoch_of(db)
+        if epoch is None:
+            return ["the vectors are still in the old layout (migrated on a writable open)"]
+        top = self._meta(db, "next_vid")
+        path = self.folder / vector_file_name(epoch)
+        stored = VectorFile(path, self.dim).stored_rows()
+        if stored < top:
+            return [f"{path.name} holds {stored} vectors, the database {top}"]
+        live = np.array([row[0] for row in db.execute("SELECT vid FROM chunks")], np.int64)
+        if len(live) and int(live.max()) >= top:
+            return [f"chunks refer to vectors past next_vid ({top})"]
+        index = self._empty_index(VectorFile(path, self.dim))
+        index.set_rows(live, top)  # the rows only (nothing trained): to check the saved files
+        return index.check_files(self.folder, epoch)
 
 
 def storage_error(exc: sqlite3.Error, where: Path) -> EmbedstackError:
@@ -834,6 +933,7 @@ class _Changes:
         self.added = np.empty(0, np.int64)
         self.vectors: np.ndarray | None = None
         self.changed = False  # rows outside the index changed (the manifest)
+        self.epoch: int | None = None  # the vector file the added rows went to
 
     def any(self) -> bool:
         return bool(len(self.removed) or len(self.added) or self.changed)
