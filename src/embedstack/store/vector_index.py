@@ -39,6 +39,8 @@ from embedstack.store.segments import (
 )
 from embedstack.store.vector_file import VectorFile
 
+FEW_QUERIES = 8  # below this many queries a FAISS search runs on this thread alone
+
 log = logging.getLogger(__name__)
 
 REBUILD_DEAD_FRACTION = 0.25  # rebuild a segment once this share of its rows is deleted
@@ -388,6 +390,21 @@ class VectorIndex:
         return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
 
     def _candidates(self, queries: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
+        if len(queries) >= FEW_QUERIES:
+            return self._search_segments(queries, n, allowed)
+        # A few queries on FAISS's OpenMP team cost more in waking the team than in searching
+        # (HNSW on one query under load: 12 ms with 2 threads, 0.6 ms with one; see
+        # docs/benchmarks.md, hybrid latency). libgomp keeps the setting per calling thread.
+        previous = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._search_segments(queries, n, allowed)
+        finally:
+            faiss.omp_set_num_threads(previous)
+
+    def _search_segments(
+        self, queries: np.ndarray, n: int, allowed: np.ndarray | None
+    ) -> np.ndarray:
         selector, keep_alive = self._selector(allowed)
         found = []
         codes = self._codes(queries)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -18,7 +18,12 @@ router = APIRouter(prefix="/collections", tags=["collections"])
 class CreateCollection(BaseModel):
     name: str
     model: str | None = Field(None, description="A catalog model; the server's default if empty.")
-    index: Literal["flat", "hnsw"] | None = None
+    index: str | None = Field(
+        None,
+        description='"auto" (default), "flat", "hnsw", "binary" or a FAISS factory string '
+        '("IVF1024,PQ96x4fs"); an unknown one is a 422.',
+        max_length=200,
+    )
 
 
 @router.get("", summary="Every collection with its stats")
