@@ -108,6 +108,17 @@ def ingest(
     beam_size: Annotated[
         int, typer.Option(help="Audio: Whisper's beam size (1: fastest).", min=1, max=10)
     ] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            is_flag=False,
+            flag_value="local",
+            metavar="[ADDRESS]",
+            help="Parse and embed on Ray: --ray alone starts a local cluster (loopback only); "
+            "--ray=HOST:PORT, ray://HOST:PORT or auto joins one [needs embedstack[ray]].",
+        ),
+    ] = None,  # fmt: skip
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL, audio); unchanged files are
@@ -124,7 +135,7 @@ def ingest(
             paths, glob=glob, sync=sync, chunk_tokens=chunk_tokens, overlap=overlap,
             text_field=text_field, contextual=context, max_file_mb=max_file_mb,
             max_chars=max_chars, language=language, beam_size=beam_size,
-            show_progress=not as_json,
+            show_progress=not as_json, ray=ray,
         )  # fmt: skip
         count = kb.count()
     if as_json:
