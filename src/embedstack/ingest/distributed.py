@@ -70,6 +70,8 @@ def ray_cluster(address: str = LOCAL, *, num_cpus: int | None = None) -> Iterato
     if ray.is_initialized():
         yield ray
         return
+    if address == LOCAL:
+        _loopback_node_address()
     settings = {k: v for k, v in os.environ.items() if k.startswith("EMBEDSTACK_")}
     if address == LOCAL:
         ray.init(
@@ -88,6 +90,15 @@ def ray_cluster(address: str = LOCAL, *, num_cpus: int | None = None) -> Iterato
         yield ray
     finally:
         ray.shutdown()
+
+
+def _loopback_node_address() -> None:
+    """Single-machine mode in this process too, when Ray was imported before the variable was
+    set (the constant is read at import; Ray's own processes read the variable)."""
+    from ray._private import ray_constants
+
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 class RayIngestor(Ingestor):
