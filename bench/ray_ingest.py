@@ -1,13 +1,14 @@
 """Plain ingest against ingest through a local Ray cluster: speed, and the same chunks and vectors.
 
     .venv/bin/python bench/ray_ingest.py [--sec DIR] [--scifact FILE] [--scifact-docs N]
-        [--cpus N]
+        [--shards N] [--cpus N]
 
 Corpora: the 20 SEC 10-Q PDFs, and SciFact's corpus.jsonl (5,183 rows; `--scifact-docs N`
-takes its first N rows). Each is ingested into a fresh collection without Ray, then into
-another through one local Ray cluster (started once; its start-up is timed apart). The
-embedding cache is off in both, so both embed every chunk. "same chunks" compares ids, texts
-and metadata; cosine is between the two vectors of each chunk id.
+takes its first N rows) cut into `--shards` JSONL files (default 8), since Ray spreads the work
+file by file (one file is parsed and embedded by one actor). Each is ingested into a fresh
+collection without Ray, then into another through one local Ray cluster (started once; its
+start-up is timed apart). The embedding cache is off in both, so both embed every chunk.
+"same chunks" compares ids, texts and metadata; cosine is between the two vectors of an id.
 """
 
 from __future__ import annotations
@@ -54,18 +55,20 @@ def main() -> None:
     parser.add_argument("--sec", type=Path, default=DATA / "sec10q/sec-10-q/data/v1/docs")
     parser.add_argument("--scifact", type=Path, default=DATA / "scifact/corpus.jsonl")
     parser.add_argument("--scifact-docs", type=int, default=None, help="first N rows only")
+    parser.add_argument("--shards", type=int, default=8, help="SciFact JSONL files")
     parser.add_argument("--cpus", type=int, default=None, help="CPUs of the local cluster")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        scifact = args.scifact
-        if args.scifact_docs:
-            scifact = scratch / "scifact.jsonl"
-            with open(args.scifact, encoding="utf-8") as source:
-                lines = [next(source) for _ in range(args.scifact_docs)]
-            scifact.write_text("".join(lines), encoding="utf-8")
-        corpora = [("SEC 10-Q PDFs", args.sec), (f"SciFact ({scifact.name})", scifact)]
+        with open(args.scifact, encoding="utf-8") as source:
+            lines = source.readlines()[: args.scifact_docs]
+        scifact = scratch / "scifact"
+        scifact.mkdir()
+        for shard in range(args.shards):
+            text = "".join(lines[shard :: args.shards])
+            (scifact / f"corpus-{shard}.jsonl").write_text(text, encoding="utf-8")
+        corpora = [("SEC 10-Q PDFs", args.sec), (f"SciFact, {len(lines)} docs", scifact)]
         plain = {}
         for name, source in corpora:
             plain[name] = ingest(scratch / f"plain-{len(plain)}", source, None)
@@ -78,7 +81,7 @@ def main() -> None:
                 plain_seconds, _, plain_kb = plain[name]
                 chunks = kb.count()
                 same, low, mean = compare(plain_kb, kb)
-                docs = files if files > 1 else chunks  # SciFact: one file, one row per doc
+                docs = len(lines) if name.startswith("SciFact") else files
                 rows.append((name, files, chunks, plain_seconds, seconds, docs, same, low, mean))
                 print(f"ray {name}: {seconds:.1f} s", flush=True)
                 kb.close()

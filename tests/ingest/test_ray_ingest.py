@@ -129,7 +129,8 @@ def test_cli_ray_flag(tmp_path, model, local_ray):
     report = json.loads(result.stdout)
     assert report["added"] == 2 and report["count"] == report["chunks_added"] >= 2
 
-    result = CliRunner().invoke(app, ["ingest", kb, str(docs), "--ray", "--json"])
+    args = ["ingest", kb, str(docs), "--ray-address", "local", "--json"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 1  # the truncated PDF and the empty file
     report = json.loads(result.stdout)
     assert report["unchanged"] == 2 and report["added"] == 5 and report["failed"] == 2

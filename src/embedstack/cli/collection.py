@@ -109,16 +109,18 @@ def ingest(
         int, typer.Option(help="Audio: Whisper's beam size (1: fastest).", min=1, max=10)
     ] = 1,
     ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray", help="Parse and embed on a Ray cluster (a local one unless --ray-address)."
+        ),
+    ] = False,
+    ray_address: Annotated[
         str | None,
         typer.Option(
-            "--ray",
-            is_flag=False,
-            flag_value="local",
-            metavar="[ADDRESS]",
-            help="Parse and embed on Ray: --ray alone starts a local cluster (loopback only); "
-            "--ray=HOST:PORT, ray://HOST:PORT or auto joins one [needs embedstack[ray]].",
+            help='With --ray: a cluster to join ("HOST:6379", "ray://HOST:10001", "auto") '
+            "[default: a local cluster on 127.0.0.1]; needs embedstack[ray]."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL, audio); unchanged files are
@@ -135,7 +137,8 @@ def ingest(
             paths, glob=glob, sync=sync, chunk_tokens=chunk_tokens, overlap=overlap,
             text_field=text_field, contextual=context, max_file_mb=max_file_mb,
             max_chars=max_chars, language=language, beam_size=beam_size,
-            show_progress=not as_json, ray=ray,
+            show_progress=not as_json,
+            ray=(ray_address or "local") if ray or ray_address else None,
         )  # fmt: skip
         count = kb.count()
     if as_json:

@@ -154,7 +154,7 @@ class RayIngestor(Ingestor):
             batch_size=self.batch_chunks,
             batch_format="numpy",
             num_cpus=1,
-            concurrency=(1, cpus),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cpus),
         )
 
     def _collect(
