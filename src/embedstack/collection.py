@@ -8,6 +8,7 @@ object may be used from many threads at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import threading
@@ -287,6 +288,7 @@ class Collection:
         *,
         show_progress: bool = False,
         on_progress: OnProgress | None = None,
+        ray: str | None = None,
         **fields: Any,
     ) -> IngestReport:
         """Load, clean, chunk, embed and store files and folders (recursively); incremental.
@@ -301,6 +303,11 @@ class Collection:
         removed. Files that fail are listed in the
         report with the reason, and the other files of the run are stored. `on_progress`
         is called with ("files_total" | "files_done" | "chunks_done", n) as the run goes.
+
+        `ray="local"` parses and embeds on a Ray cluster started on this machine for the run
+        (loopback only); a cluster's address (`"host:6379"`, `"ray://host:10001"`, `"auto"`)
+        uses that cluster, and a Ray this process has initialised is used as it is
+        (`pip install "embedstack[ray]"`). Files are committed here, as without Ray.
         """
         from embedstack.ingest.pipeline import Ingestor
 
@@ -309,10 +316,17 @@ class Collection:
         options.check()  # before the model loads
         if isinstance(paths, str | Path):
             paths = [paths]
-        ingestor = Ingestor(
+        kind: type[Ingestor] = Ingestor
+        session: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if ray is not None:
+            from embedstack.ingest.distributed import RayIngestor, ray_cluster
+
+            kind, session = RayIngestor, ray_cluster(ray)
+        ingestor = kind(
             self.model, self._store, options, show_progress=show_progress, on_progress=on_progress
         )
-        return ingestor.run(list(paths))
+        with session:
+            return ingestor.run(list(paths))
 
     def sources(self) -> list[SourceRecord]:
         """The ingested files (the manifest): path, content hash, format, chunk ids."""

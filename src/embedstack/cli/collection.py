@@ -112,6 +112,19 @@ def ingest(
     beam_size: Annotated[
         int, typer.Option(help="Audio: Whisper's beam size (1: fastest).", min=1, max=10)
     ] = 1,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray", help="Parse and embed on a Ray cluster (a local one unless --ray-address)."
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help='With --ray: a cluster to join ("HOST:6379", "ray://HOST:10001", "auto") '
+            "[default: a local cluster on 127.0.0.1]; needs embedstack[ray]."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest documents (PDF, DOCX, HTML, Markdown, text, CSV, JSONL, audio); unchanged files are
@@ -129,6 +142,7 @@ def ingest(
             text_field=text_field, contextual=context, max_file_mb=max_file_mb,
             max_chars=max_chars, language=language, beam_size=beam_size,
             show_progress=not as_json,
+            ray=(ray_address or "local") if ray or ray_address else None,
         )  # fmt: skip
         count = kb.count()
     if as_json:

@@ -52,7 +52,7 @@ RESERVED_KEYS = (
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     """A parsed and chunked file waiting for its embeddings."""
 
     record: SourceRecord
@@ -62,35 +62,23 @@ class _Prepared:
     is_update: bool
 
 
-class Ingestor:
-    """Turns files into chunks in a store; see `IngestOptions` and `Collection.ingest`."""
+class FilePreparer:
+    """Turns one file into a `Prepared` (chunks, metadata, what the model reads).
 
-    def __init__(
-        self,
-        model: EmbeddingModel,
-        store: IngestStore,
-        options: IngestOptions | None = None,
-        *,
-        show_progress: bool = False,
-        on_progress: OnProgress | None = None,
-    ) -> None:
-        options = options or IngestOptions()
-        options.check()
+    It holds no model weights and no store, only the tokenizer and the recipe, so it can be
+    pickled and sent to other processes (the Ray workers of `ingest.distributed`).
+    """
+
+    def __init__(self, model: EmbeddingModel, options: IngestOptions) -> None:
         chunk_tokens, overlap = options.chunk_tokens, options.overlap
-        text_field, contextual = options.text_field, options.contextual
-        self.model = model
-        self.store = store
-        self.glob = options.glob
-        self.sync = options.sync
+        text_field = options.text_field
+        self.modality = model.modality
         self.max_bytes = int(options.max_file_mb * 1e6)
         self.max_chars = options.max_chars
-        self.batch_chunks = options.batch_chunks
-        self.show_progress = show_progress
-        self.on_progress = on_progress or (lambda event, n: None)
         self.speech = SpeechOptions(options.language, options.beam_size)
         self.audio_progress: AudioProgress | None = None
         if model.modality != "text":
-            self._init_items(options)
+            self._init_items(model, options)
             return
         self.extensions: frozenset[str] | None = None  # the text formats' (detect.EXTENSIONS)
         self.counter = TokenCounter.for_model(model)
@@ -100,7 +88,7 @@ class Ingestor:
                 f"--chunk-tokens {chunk_tokens} is more than {model.name!r} reads "
                 f"({budget} tokens of text); chunks that long would be truncated"
             )
-        reserve = min(CONTEXT_TOKENS, budget // 4) if contextual else 0
+        reserve = min(CONTEXT_TOKENS, budget // 4) if options.contextual else 0
         self.chunk_tokens = chunk_tokens or budget - reserve
         self.context_tokens = min(reserve, budget - self.chunk_tokens)
         self.chunker = Chunker(self.counter, self.chunk_tokens, overlap)
@@ -120,13 +108,11 @@ class Ingestor:
             recipe["beam_size"] = options.beam_size
         self.recipe = json.dumps(recipe, sort_keys=True)
 
-    def _init_items(self, options: IngestOptions) -> None:
+    def _init_items(self, model: EmbeddingModel, options: IngestOptions) -> None:
         """Set up for a collection of images or sequences: one row per item, no chunking."""
-        modality = self.model.modality
+        modality = model.modality
         if modality not in ITEM_MODALITIES:
-            raise InvalidInputError(
-                f"{self.model.name} embeds {modality}: files cannot be ingested"
-            )
+            raise InvalidInputError(f"{model.name} embeds {modality}: files cannot be ingested")
         text_only = {
             "chunk_tokens": options.chunk_tokens is not None,
             "overlap": options.overlap != 0,
@@ -141,78 +127,36 @@ class Ingestor:
         self.read_items = reader(modality)
         self.recipe = json.dumps({"version": RECIPE_VERSION, "items": modality}, sort_keys=True)
 
-    def run(self, paths: Sequence[str | Path]) -> IngestReport:
-        started = time.perf_counter()
-        report = IngestReport()
-        found = discover(list(paths), self.glob, self.extensions)
-        report.failed.extend(found.problems)
-        known = {record.path: record for record in self.store.sources()}
-        pending: list[_Prepared] = []
-        self.on_progress("files_total", len(found.files))
-        with progress_tasks(
-            [("Files", len(found.files), "files"), ("Chunks", None, "chunks"),
-             ("Audio", 0, "s")],
-            enabled=self.show_progress,
-            hidden=("Audio",),
-        ) as (files_bar, chunks_bar, audio_bar):  # fmt: skip
-            self.audio_progress = _AudioBar(audio_bar)
-
-            def files_done(n: int) -> None:
-                files_bar(n)
-                self.on_progress("files_done", n)
-
-            def chunks_done(n: int) -> None:
-                chunks_bar(n)
-                self.on_progress("chunks_done", n)
-
-            for path in found.files:
-                prepared = self._prepare_or_report(path, known.get(str(path)), report)
-                if prepared is None:  # unchanged or failed: nothing to embed
-                    files_done(1)
-                    continue
-                pending.append(prepared)
-                if sum(len(p.texts) for p in pending) >= self.batch_chunks:
-                    self._commit(pending, report, files_done, chunks_done)
-                    pending = []
-            self._commit(pending, report, files_done, chunks_done)
-            if self.sync:
-                self._remove_missing(found.roots, set(map(str, found.files)), known, report)
-        report.seconds = time.perf_counter() - started
-        return report
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["audio_progress"] = None  # a progress bar of this process's terminal
+        return state
 
     # ---- one file --------------------------------------------------------------------------
 
-    def _prepare_or_report(
-        self, path: Path, known: SourceRecord | None, report: IngestReport
-    ) -> _Prepared | None:
-        """`_prepare`, recording unchanged and failed files in the report (then None)."""
+    def prepare_or_problem(
+        self, path: Path, known: SourceRecord | None
+    ) -> Prepared | FileProblem | None:
+        """`prepare`, with a failure given back as the file's problem (and the reason)."""
         try:
-            prepared = self._prepare(path, known)
+            return self.prepare(path, known)
         except EmbedstackError as exc:
-            report.failed.append(FileProblem(str(path), str(exc)))
-            return None
+            return FileProblem(str(path), str(exc))
         except OSError as exc:
-            report.failed.append(FileProblem(str(path), os_reason(exc)))
-            return None
+            return FileProblem(str(path), os_reason(exc))
         except Exception as exc:  # a bug on one odd file must not lose the rest of the run
             log.exception("unexpected error while reading %s", path)
-            report.failed.append(
-                FileProblem(
-                    str(path), f"unexpected error (please report it): {type(exc).__name__}: {exc}"
-                )
+            return FileProblem(
+                str(path), f"unexpected error (please report it): {type(exc).__name__}: {exc}"
             )
-            return None
-        if prepared is None:
-            report.unchanged.append(str(path))
-        return prepared
 
-    def _prepare(self, path: Path, known: SourceRecord | None) -> _Prepared | None:
+    def prepare(self, path: Path, known: SourceRecord | None) -> Prepared | None:
         """Parse and chunk one file, or None when the manifest says it is unchanged."""
         data = read_file(path, self.max_bytes)
         content_hash = hashlib.sha256(data).hexdigest()
         if known and known.content_hash == content_hash and known.recipe == self.recipe:
             return None
-        if self.model.modality != "text":
+        if self.modality != "text":
             return self._prepare_items(path, data, content_hash, known)
         format = detect_format(path, data)
         if (
@@ -253,11 +197,11 @@ class Ingestor:
             raise IngestError("no text found")
         validate_rows(texts, ids, metadatas)
         record = SourceRecord(str(path), content_hash, self.recipe, format, tuple(ids), time.time())
-        return _Prepared(record, texts, metadatas, embed_inputs, is_update=known is not None)
+        return Prepared(record, texts, metadatas, embed_inputs, is_update=known is not None)
 
     def _prepare_items(
         self, path: Path, data: bytes, content_hash: str, known: SourceRecord | None
-    ) -> _Prepared:
+    ) -> Prepared:
         """An image file or a sequence file as rows: one per image, one per record."""
         if not data:
             raise IngestError("empty file (0 bytes)")
@@ -268,14 +212,14 @@ class Ingestor:
         except Exception as exc:  # third-party parsers raise anything on malformed files
             raise IngestError(f"cannot read: {type(exc).__name__}: {exc}") from exc
         if not items:
-            raise IngestError(f"no {self.model.modality} found")
+            raise IngestError(f"no {self.modality} found")
         ids = [f"{path}#{item.key}" if item.key else str(path) for item in items]
         metadatas = [_item_metadata(path, format, item) for item in items]
         texts = [item.text for item in items]
         validate_rows(texts, ids, metadatas)
         record = SourceRecord(str(path), content_hash, self.recipe, format, tuple(ids), time.time())
         embed_inputs = [item.embed_input for item in items]
-        return _Prepared(record, texts, metadatas, embed_inputs, is_update=known is not None)
+        return Prepared(record, texts, metadatas, embed_inputs, is_update=known is not None)
 
     def _too_long(self, chars: int) -> str:
         return (
@@ -283,9 +227,88 @@ class Ingestor:
             "raise it with --max-chars)"
         )
 
+
+class Ingestor:
+    """Turns files into chunks in a store; see `IngestOptions` and `Collection.ingest`.
+
+    `run` walks the files and reports; `_ingest_files` turns the files to (re)do into stored
+    chunks, here in this process (`ingest.distributed` overrides it to use a Ray cluster).
+    """
+
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        store: IngestStore,
+        options: IngestOptions | None = None,
+        *,
+        show_progress: bool = False,
+        on_progress: OnProgress | None = None,
+    ) -> None:
+        options = options or IngestOptions()
+        options.check()
+        self.model = model
+        self.store = store
+        self.preparer = FilePreparer(model, options)
+        self.glob = options.glob
+        self.sync = options.sync
+        self.batch_chunks = options.batch_chunks
+        self.show_progress = show_progress
+        self.on_progress = on_progress or (lambda event, n: None)
+
+    def run(self, paths: Sequence[str | Path]) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        found = discover(list(paths), self.glob, self.preparer.extensions)
+        report.failed.extend(found.problems)
+        known = {record.path: record for record in self.store.sources()}
+        self.on_progress("files_total", len(found.files))
+        with progress_tasks(
+            [("Files", len(found.files), "files"), ("Chunks", None, "chunks"),
+             ("Audio", 0, "s")],
+            enabled=self.show_progress,
+            hidden=("Audio",),
+        ) as (files_bar, chunks_bar, audio_bar):  # fmt: skip
+            self.preparer.audio_progress = _AudioBar(audio_bar)
+
+            def files_done(n: int) -> None:
+                files_bar(n)
+                self.on_progress("files_done", n)
+
+            def chunks_done(n: int) -> None:
+                chunks_bar(n)
+                self.on_progress("chunks_done", n)
+
+            self._ingest_files(found.files, known, report, files_done, chunks_done)
+            if self.sync:
+                self._remove_missing(found.roots, set(map(str, found.files)), known, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_files(
+        self,
+        files: list[Path],
+        known: dict[str, SourceRecord],
+        report: IngestReport,
+        files_done: Callable[[int], None],
+        chunks_done: Callable[[int], None],
+    ) -> None:
+        """Prepare the files one by one here, embed in batches across files, commit per file."""
+        pending: list[Prepared] = []
+        for path in files:
+            prepared = self.preparer.prepare_or_problem(path, known.get(str(path)))
+            if not isinstance(prepared, Prepared):  # unchanged or failed: nothing to embed
+                report_skipped(report, str(path), prepared)
+                files_done(1)
+                continue
+            pending.append(prepared)
+            if sum(len(p.texts) for p in pending) >= self.batch_chunks:
+                self._commit(pending, report, files_done, chunks_done)
+                pending = []
+        self._commit(pending, report, files_done, chunks_done)
+
     # ---- writing ---------------------------------------------------------------------------
 
-    def _commit(self, pending: list[_Prepared], report: IngestReport, files_done, chunks_done):
+    def _commit(self, pending: list[Prepared], report: IngestReport, files_done, chunks_done):
         """Embed the pending files' chunks (in slices, for progress), then commit file by file."""
         if not pending:
             return
@@ -307,15 +330,18 @@ class Ingestor:
         offset = 0
         for prepared in pending:
             rows = len(prepared.texts)
-            removed = self.store.replace_source(
-                prepared.record, prepared.texts, prepared.metadatas,
-                vectors[offset : offset + rows],
-            )  # fmt: skip
+            self._store_file(prepared, vectors[offset : offset + rows], report)
             offset += rows
-            (report.updated if prepared.is_update else report.added).append(prepared.record.path)
-            report.chunks_added += rows
-            report.chunks_removed += removed
             files_done(1)
+
+    def _store_file(self, prepared: Prepared, vectors: np.ndarray, report: IngestReport) -> None:
+        """One file's transaction: its old chunks out, the new ones and its manifest entry in."""
+        removed = self.store.replace_source(
+            prepared.record, prepared.texts, prepared.metadatas, vectors
+        )
+        (report.updated if prepared.is_update else report.added).append(prepared.record.path)
+        report.chunks_added += len(prepared.texts)
+        report.chunks_removed += removed
 
     def _remove_missing(
         self, roots: list[Path], present: set[str], known: dict[str, SourceRecord], report
@@ -326,6 +352,14 @@ class Ingestor:
             if path.startswith(prefixes) and path not in present:
                 report.chunks_removed += self.store.remove_source(path)
                 report.removed.append(path)
+
+
+def report_skipped(report: IngestReport, path: str, problem: FileProblem | None) -> None:
+    """A file with nothing to embed: unchanged (no problem) or failed."""
+    if problem is None:
+        report.unchanged.append(path)
+    else:
+        report.failed.append(problem)
 
 
 def _metadata(
