@@ -24,10 +24,13 @@ psutil = pytest.importorskip("psutil")
 OPTIONS = {"chunk_tokens": 48, "batch_chunks": 8}  # many chunks, embedded across files
 
 
+OTHERS: set[int] = set()  # children of this process from other tests' fixtures (servers)
+
+
 def ray_processes() -> list[psutil.Process]:
-    """This process (the driver) and everything it started: GCS, raylet, agents, workers."""
+    """This process (the driver) and everything Ray started: GCS, raylet, agents, workers."""
     me = psutil.Process()
-    return [me, *me.children(recursive=True)]
+    return [me, *(p for p in me.children(recursive=True) if p.pid not in OTHERS)]
 
 
 def listening_sockets(pids: set[int]) -> list[tuple[str, str]]:
@@ -59,6 +62,7 @@ def local_ray():
         pytest.skip("ss (iproute2) is needed to check what Ray listens on")
     from embedstack.ingest.distributed import ray_cluster
 
+    OTHERS.update(p.pid for p in psutil.Process().children(recursive=True))
     with ray_cluster("local", num_cpus=2):
         yield
         started = ray_processes()[1:]
