@@ -49,6 +49,7 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 from embedstack.config import CollectionConfig
 from embedstack.errors import CollectionError, InvalidInputError, StorageError
 from embedstack.store.base import KEYWORD, MANIFEST, Scored
+from embedstack.store.call_gate import CallGate
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.milvus_filters import KEYS_FIELD, compile_milvus, filter_keys
 from embedstack.types import Chunk, SourceRecord
@@ -170,36 +171,6 @@ def _record_dict(record: SourceRecord) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class _Gate:
-    """Counts calls in progress so that close() waits for them; later calls get an error."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active = 0
-        self.closed = False
-
-    @contextmanager
-    def using(self, where: str) -> Iterator[None]:
-        with self._cond:
-            if self.closed:
-                raise StorageError(f"the Milvus store at {where} is closed")
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
-
-    def close(self) -> bool:
-        with self._cond:
-            if self.closed:
-                return False
-            self.closed = True
-            self._cond.wait_for(lambda: self._active == 0)
-            return True
-
-
 class MilvusStore:
     """Chunks in Milvus behind the store protocol; see the module docstring."""
 
@@ -219,7 +190,7 @@ class MilvusStore:
         self._prefix = f"{name}/"  # of this collection's rows in the shared control collection
         self.where = f"{where or uri} (collection {name})"
         self._index = index
-        self._gate = _Gate()
+        self._gate = CallGate(f"the Milvus store at {self.where} is closed")
         self._write_lock = threading.Lock()
         self._last_batch = 0
         with self._errors("connecting"):
@@ -258,7 +229,7 @@ class MilvusStore:
 
     @contextmanager
     def _operation(self, doing: str) -> Iterator[None]:
-        with self._gate.using(self.where), self._errors(doing):
+        with self._gate.call(), self._errors(doing):
             yield
 
     def _ensure_control(self) -> None:

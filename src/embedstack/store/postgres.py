@@ -59,6 +59,7 @@ from embedstack.errors import (
     StorageError,
 )
 from embedstack.store.base import KEYWORD, MANIFEST, Scored
+from embedstack.store.call_gate import CallGate
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.postgres_filters import compile_postgres, fields_json
 from embedstack.types import Chunk, SourceRecord
@@ -123,38 +124,6 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class _Calls:
-    """Counts the calls in progress so `close()` can wait for them; later calls fail clearly."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.active = 0
-        self.closed = False
-        self.idle = threading.Condition()
-
-    @contextmanager
-    def call(self) -> Iterator[None]:
-        with self.idle:
-            if self.closed:
-                raise StorageError(f"the collection in {self.where} is closed")
-            self.active += 1
-        try:
-            yield
-        finally:
-            with self.idle:
-                self.active -= 1
-                self.idle.notify_all()
-
-    def close(self) -> bool:
-        """Mark closed and wait for the calls in progress; False if it was closed already."""
-        with self.idle:
-            if self.closed:
-                return False
-            self.closed = True
-            self.idle.wait_for(lambda: self.active == 0)
-            return True
-
-
 class PostgresStore:
     """Chunks, vectors, metadata, keyword index and manifest in PostgreSQL; see module docstring."""
 
@@ -179,7 +148,7 @@ class PostgresStore:
         self._hnsw_m = min(max(hnsw_m, 2), 100)
         self._k1, self._b = bm25_k1, bm25_b
         self._lock_key = zlib.crc32(self.table.encode())  # the advisory lock writes take
-        self._calls = _Calls(self.where)
+        self._calls = CallGate(f"the collection in {self.where} is closed")
         names = {part: f"{self.table}__{part}" for part in ("sources", "lexemes", "state")}
         self._t = sql.Identifier(self.table)
         self._sources = sql.Identifier(names["sources"])
