@@ -1,13 +1,15 @@
 """Query latency of dense, keyword and hybrid search on 100k chunks (20 Newsgroups + SciFact).
 
     .venv/bin/python bench/hybrid_latency.py [--collection /tmp/latency-kb] [--queries 300]
-        [--newsgroups 6000] [--chunk-tokens 64] [--index hnsw|flat] [--keyword-memory both]
+        [--newsgroups 6000] [--chunk-tokens 64] [--index auto] [--keyword-memory both]
 
 Builds the collection once with `Collection.ingest` (the first --newsgroups posts of the
 20 Newsgroups train split and the whole SciFact corpus, as JSONL, in 64-token chunks: 106k
 chunks for ~15 minutes of encoding), reusing it when --collection already holds it. Then runs
 SciFact test queries one at a time (query embedding included, cache off) and prints
-p50/p95/p99. HNSW by default: an exact (flat) scan of 100k+ 384-d vectors reads 160 MB per query.
+p50/p95/p99, with two rows that split the dense time: the query embedding alone, and dense search
+given the query's vector. The collection's index is "auto" (the default; IVF + PQ codes past
+50,000 chunks); an existing collection keeps the index it was made with.
 
 `--keyword-memory both` (the default) times keyword and hybrid search twice, query by query
 interleaved: BM25 scored in SQLite (`off`, the SQL path) and over the postings mirrored in
@@ -24,9 +26,11 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-import faiss
 import numpy as np
 
 from embedstack import Collection
@@ -71,23 +75,24 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _search(kb: Collection, memory: Any, query: str, mode: str, variant: str) -> None:
+    memory.mode = {"on": "eager", "off": "off"}[variant]
+    kb.search(query, k=10, mode=mode)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collection", type=Path, default=Path("/tmp/latency-kb"))
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--chunk-tokens", type=int, default=64)
     parser.add_argument("--newsgroups", type=int, default=6000)
-    parser.add_argument("--index", default="hnsw", help="index for a new collection")
+    parser.add_argument("--index", default="auto", help="index for a new collection")
     parser.add_argument("--keyword-memory", choices=("both", "on", "off"), default="both")
-    parser.add_argument(
-        "--faiss-one-thread",
-        action="store_true",
-        help="add a variant: the mirror, and FAISS's OpenMP team cut to this thread (a proposed "
-        "change to store/vector_index.py; omp_set_num_threads is per calling thread)",
-    )
     args = parser.parse_args()
-    kb = Collection.open(args.collection, cache_size=0, index=args.index)
+    kb = Collection.open(args.collection, cache_size=0)
     if kb.count() == 0:
+        kb.close()
+        kb = Collection.open(args.collection, cache_size=0, index=args.index)
         build(kb, args.chunk_tokens, args.newsgroups)
     queries = list(load_beir(DATA / "scifact").queries.values())[: args.queries]
     # The bench reaches into the store to switch the mirror per query (before/after in one run).
@@ -96,8 +101,6 @@ def main() -> None:
     kb.search(queries[0], k=10)  # warm up: model load, index load
     before = rss_mb()
     variants = {"both": ("off", "on"), "on": ("on",), "off": ("off",)}[args.keyword_memory]
-    if args.faiss_one_thread:
-        variants = (*variants, "on+faiss1")
     load_line = ""
     if "on" in variants:
         memory.mode = "eager"
@@ -108,31 +111,37 @@ def main() -> None:
             f"keyword mirror: {mirror.postings:,} postings loaded in "
             f"{time.perf_counter() - started:.2f} s; RSS {before:.0f} MB -> {rss_mb():.0f} MB"
         )
-    modes = {"on": "eager", "off": "off", "on+faiss1": "eager"}
-    threads = faiss.omp_get_max_threads()
-    labels = {"off": "SQL", "on": "memory", "on+faiss1": "memory, FAISS 1 thread"}
-    rows = []
-    for mode in ("dense", "keyword", "hybrid"):
-        runs = variants if mode != "dense" else ("off", "on+faiss1")[: 1 + args.faiss_one_thread]
-        seconds: dict[str, list[float]] = {v: [] for v in runs}
-        for n, query in enumerate(queries):
-            for variant in runs if n % 2 == 0 else runs[::-1]:  # neither always goes first
-                memory.mode = modes[variant]
-                faiss.omp_set_num_threads(1 if variant == "on+faiss1" else threads)
-                started = time.perf_counter()
-                kb.search(query, k=10, mode=mode)
-                seconds[variant].append(time.perf_counter() - started)
-        for variant in runs:
-            label = (
-                labels[variant] if mode != "dense" else {"off": "-"}.get(variant, "FAISS 1 thread")
+    labels = {"off": "SQL", "on": "memory"}
+    vectors = kb.model.encode_query(queries)
+    timed: dict[tuple[str, str], Callable[[int], object]] = {
+        ("query embedding", "-"): lambda n: kb.model.encode_query([queries[n]]),
+        ("dense, vector given", "-"): lambda n: kb.search(vectors[n], k=10),
+        ("dense", "-"): lambda n: kb.search(queries[n], k=10, mode="dense"),
+    }
+    for mode in ("keyword", "hybrid"):
+        for variant in variants:
+            timed[mode, labels[variant]] = partial(
+                lambda n, mode, variant: _search(kb, memory, queries[n], mode, variant),
+                mode=mode,
+                variant=variant,
             )
-            rows.append((mode, label, *percentiles(seconds[variant])))
-    print(f"{kb.count():,} chunks · {len(queries)} queries · k=10 · {platform.machine()}")
+    seconds: dict[tuple[str, str], list[float]] = {row: [] for row in timed}
+    for n in range(len(queries)):
+        rows = list(timed) if n % 2 == 0 else list(timed)[::-1]  # none always goes first
+        for row in rows:
+            started = time.perf_counter()
+            timed[row](n)
+            seconds[row].append(time.perf_counter() - started)
+    print(
+        f"{kb.count():,} chunks · index {kb.config.index!r} · {len(queries)} queries · k=10 · "
+        f"{platform.machine()}"
+    )
     print(cpu_line())
     if load_line:
         print(load_line)
     print("| mode | variant (BM25 over) | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
-    for mode, label, p50, p95, p99 in rows:
+    for (mode, label), times in seconds.items():
+        p50, p95, p99 = percentiles(times)
         print(f"| {mode} | {label} | {p50:.1f} | {p95:.1f} | {p99:.1f} |")
     kb.close()
 

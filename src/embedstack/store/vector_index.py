@@ -21,12 +21,14 @@ import numpy as np
 from embedstack.store.index_spec import (
     AUTO_THRESHOLD,
     MIN_TRAIN_PER_LIST,
-    NPROBE,
     REFINE,
     REFINE_BINARY,
     IndexSpec,
     auto_factory,
+    candidates,
     parse_index_spec,
+    probes,
+    refine_depth,
 )
 from embedstack.store.segments import (
     TRAINED_FILE,
@@ -329,9 +331,8 @@ class VectorIndex:
         subset = allowed is not None and len(allowed) <= max(4096, 4 * k * REFINE)
         if not self.segments or subset:
             return self._exact(queries, k, allowed)
-        refine = REFINE_BINARY if self.binary else REFINE
-        candidates = self._candidates(queries, k * refine, allowed)
-        return self._rerank(queries, k, candidates)
+        pool = self._candidates(queries, candidates(k, self._refine()), allowed)
+        return self._rerank(queries, k, pool)
 
     def _exact(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None
@@ -383,11 +384,25 @@ class VectorIndex:
             params.index_params = self._params(index.index, selector, k)
             return params
         if isinstance(index, faiss.IndexIVF):
-            nprobe = min(index.nlist, max(NPROBE, index.nlist // 16))
+            nprobe = probes(index.nlist)
             return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)  # type: ignore[call-arg]
         if isinstance(index, faiss.IndexHNSW):
             return faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k), sel=selector)  # type: ignore[attr-defined]
         return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+
+    def _refine(self) -> int:
+        """Candidates per hit, by the bytes the template's codes keep a vector (so a collection
+        keeps the depth its saved index was built for). An HNSW graph over floats scores
+        exactly but finds approximately: its depth sets efSearch."""
+        if self.binary:
+            return REFINE_BINARY
+        try:
+            index = faiss.downcast_index(self._template.index)
+            if isinstance(index, faiss.IndexHNSW):
+                index = faiss.downcast_index(index.storage)
+            return refine_depth(index.sa_code_size(), self.dim)
+        except (AttributeError, RuntimeError):  # no template, or codes of no fixed size
+            return REFINE
 
     def _candidates(self, queries: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
         if len(queries) >= FEW_QUERIES:
