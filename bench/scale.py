@@ -44,6 +44,11 @@ def configs(n: int) -> dict[str, dict]:
     ivf_settings = [{"search": f"nprobe={p}", "rerank": r} for p, r in ivf]
     hnsw = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
     return {
+        "embedstack-auto": {
+            "engine": "embedstack",
+            "params": {"index": "auto"},
+            "settings": ["store defaults"],
+        },
         "faiss-hnsw-flat": {
             "engine": "faiss",
             "params": {"factory": "HNSW32", "ef_construction": 80},
@@ -161,7 +166,7 @@ def run(
         "target": TARGET,
         "tune_queries": args.tune_queries,
         "time_limit": args.time_limit,
-        "batched": cfg["engine"] in ("faiss", "hnswlib", "chroma"),
+        "batched": cfg["engine"] in ("faiss", "hnswlib", "chroma", "embedstack"),
     }
     spec_path = Path(args.workdir) / f"{name}-{n}.json"
     result = {"name": name, "engine": cfg["engine"], "n": n, "params": cfg["params"]}
@@ -189,6 +194,8 @@ def fmt_setting(setting: object) -> str:
         rest = {k: v for k, v in setting.items() if k not in ("search", "rerank")}
         parts += [f"{k}={v}" for k, v in rest.items()]
         return " ".join(p for p in parts if p)
+    if isinstance(setting, str):
+        return setting
     return "exact" if setting is None else f"ef={setting}"
 
 

@@ -363,6 +363,47 @@ def pg_memory_mb(folder: Path) -> float:
     return 0.0
 
 
+# ---- embedstack's own local store (index "auto"), through the public API ------------------------
+
+
+def embedstack_build(spec: dict, base: np.ndarray, folder: Path) -> None:
+    from embedstack import Collection
+
+    # Added as a user would, in batches of 10,000 with their embeddings; the auto index switches
+    # to IVF-PQ in the background at 50,000 rows and keeps taking appends.
+    with Collection.open(folder / "kb", index=spec["params"]["index"]) as kb:
+        for start, block in blocks(base):
+            rows = range(start, start + len(block))
+            kb.add([str(i) for i in rows], ids=[str(i) for i in rows], embeddings=block)
+        while kb._store._rebuild_due:  # wait for the background build (a real user's search)
+            kb.search(block[0], k=K)
+            time.sleep(1)
+
+
+def embedstack_open(spec: dict, folder: Path) -> Callable[[np.ndarray, Any], np.ndarray]:
+    from embedstack import Collection
+
+    import faiss
+
+    kb = Collection.open(folder / "kb", cache_size=0)
+    index = kb._store._index
+    ivf = faiss.extract_index_ivf(index.segments[0].index.index)
+    spec["_info"] = {
+        "index": type(ivf).__name__,
+        "nlist": ivf.nlist,
+        "segments": len(index.segments),
+    }
+
+    def search(q: np.ndarray, _: Any) -> np.ndarray:
+        found = kb.search_batch(q, k=K, mode="dense")
+        out = np.full((len(q), K), -1, dtype=np.int64)
+        for row, hits in enumerate(found):
+            out[row, : len(hits)] = [int(h.id) for h in hits]
+        return out
+
+    return search
+
+
 ENGINES: dict[str, tuple[Callable, Callable]] = {
     "faiss": (faiss_build, faiss_open),
     "hnswlib": (hnswlib_build, hnswlib_open),
@@ -371,6 +412,7 @@ ENGINES: dict[str, tuple[Callable, Callable]] = {
     "qdrant": (qdrant_build, qdrant_open),
     "qdrant-edge": (qdrant_edge_build, qdrant_edge_open),
     "pgvector": (pg_build, pg_open),
+    "embedstack": (embedstack_build, embedstack_open),
 }
 
 
