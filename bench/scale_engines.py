@@ -381,9 +381,9 @@ def embedstack_build(spec: dict, base: np.ndarray, folder: Path) -> None:
 
 
 def embedstack_open(spec: dict, folder: Path) -> Callable[[np.ndarray, Any], np.ndarray]:
-    from embedstack import Collection
-
     import faiss
+
+    from embedstack import Collection
 
     kb = Collection.open(folder / "kb", cache_size=0)
     index = kb._store._index
