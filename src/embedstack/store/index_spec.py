@@ -8,9 +8,9 @@
 - any FAISS factory string over float vectors, e.g. `"SQ8"`, `"HNSW32,SQ8"`, `"IVF1024,PQ48"`,
   `"OPQ48,IVF4096,PQ48"` (inner-product metric).
 
-Every approximate kind proposes `k * REFINE` candidates (`k * REFINE_COARSE` for codes under two
-bits a dimension: binary, PQ), re-ranked by their exact float scores read from the vector file, so
-scores are always exact cosines.
+Every approximate kind proposes a pool of candidates (`candidates`: larger for coarser codes),
+re-ranked by their exact float scores read from the vector file, so scores are always exact
+cosines.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def candidates(k: int, refine: int) -> int:
 
     The pool is what buys recall@10 (IVF-PQ at 1M: 0.96 from the top 400). Hybrid search asks
     for 100 dense candidates to fuse, where ranks past the first ten weigh little: a pool of
-    100 x 40 = 4,000 made its dense side 3x slower for no change in the fused top ten.
+    100 x 40 = 4,000 made hybrid p50 at 106k chunks 21.3 ms instead of 14.0.
     """
     return max(min(refine, 2) * k, refine * min(k, POOL_HITS))
 

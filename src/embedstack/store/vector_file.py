@@ -63,7 +63,10 @@ class VectorFile:
                 size = self.path.stat().st_size // self.row_bytes if self.path.exists() else 0
                 if size < count:
                     raise OSError(f"{self.path} holds {size} rows, the database {count}")
-                self._map = np.memmap(self.path, dtype=ROW_DTYPE, mode="r", shape=(size, self.dim))
+                mapped = np.memmap(self.path, dtype=ROW_DTYPE, mode="r", shape=(size, self.dim))
+                # A plain ndarray over the same map (it keeps the map alive): np.memmap's
+                # __getitem__ costs ~0.2 ms a query in the re-rank's fancy indexing.
+                self._map = mapped.view(np.ndarray)
             return self._map[:count]
 
     def stored_rows(self) -> int:
