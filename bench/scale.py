@@ -1,5 +1,6 @@
-"""Vector search at scale, side by side: FAISS candidates for the local store and peer engines on
-the same N x 384 vectors (real all-MiniLM-L6-v2 embeddings padded with generated ones, see
+"""Vector search at scale, side by side: the local store itself (`embedstack-auto`, through
+Collection.add and Collection.search), FAISS candidates for it, and peer engines, on the same
+N x 384 vectors (real all-MiniLM-L6-v2 embeddings padded with generated ones, see
 bench/scale_data.py), against exact search.
 
 Each engine builds in one process and is opened and queried in a fresh one, so open time and

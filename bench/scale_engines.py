@@ -369,8 +369,9 @@ def pg_memory_mb(folder: Path) -> float:
 def embedstack_build(spec: dict, base: np.ndarray, folder: Path) -> None:
     from embedstack import Collection
 
-    # Added as a user would, in batches of 10,000 with their embeddings; the auto index switches
-    # to IVF-PQ in the background at 50,000 rows and keeps taking appends.
+    # Added as a user would, in batches of 10,000 with their embeddings. The switch to the auto
+    # index is built in the background by the next search (or at close): here after the last
+    # add, so it is built for all the rows (IVF4096 at 1M).
     with Collection.open(folder / "kb", index=spec["params"]["index"]) as kb:
         for start, block in blocks(base):
             rows = range(start, start + len(block))
