@@ -75,9 +75,12 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _search(kb: Collection, memory: Any, query: str, mode: str, variant: str) -> None:
+def _search(
+    kb: Collection, memory: Any, queries: list[str], mode: str, variant: str, n: int
+) -> None:
+    """Query n in `mode`, BM25 scored in SQL (variant "off") or over the mirror ("on")."""
     memory.mode = {"on": "eager", "off": "off"}[variant]
-    kb.search(query, k=10, mode=mode)
+    kb.search(queries[n], k=10, mode=mode)
 
 
 def main() -> None:
@@ -120,11 +123,7 @@ def main() -> None:
     }
     for mode in ("keyword", "hybrid"):
         for variant in variants:
-            timed[mode, labels[variant]] = partial(
-                lambda n, mode, variant: _search(kb, memory, queries[n], mode, variant),
-                mode=mode,
-                variant=variant,
-            )
+            timed[mode, labels[variant]] = partial(_search, kb, memory, queries, mode, variant)
     seconds: dict[tuple[str, str], list[float]] = {row: [] for row in timed}
     for n in range(len(queries)):
         rows = list(timed) if n % 2 == 0 else list(timed)[::-1]  # none always goes first
