@@ -68,7 +68,7 @@ class Prepared:
     metadatas: list[dict[str, Any]]
     embed_inputs: list[str]  # what the model reads: chunk text with its context line, a path
     is_update: bool
-    tokens: int = 0  # word pieces of text in its chunks (an item counts as one batch slot)
+    tokens: int = 0  # word pieces in its chunks, for the batch budget (an item: ITEM_TOKENS)
 
 
 class FilePreparer:
