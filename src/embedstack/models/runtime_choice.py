@@ -142,10 +142,13 @@ def measure(
                 encoder = build(backend)
                 seconds, vectors = _time(encoder, texts)
             except (EmbedstackError, ImportError, RuntimeError, OSError) as exc:
-                trials.append(Trial(backend, error=str(exc).splitlines()[0][:200]))
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                if backend == REFERENCE:  # nothing to check the others against
+                    raise EmbedstackError(f"no runtime can run {model}: {reason}") from exc
+                trials.append(Trial(backend, error=reason))
                 advance(1)
                 continue
-            if reference is None:
+            if reference is None:  # the first to run is the reference (see `order`)
                 reference = vectors
             cosines = (vectors * reference).sum(axis=1)
             trial = Trial(
@@ -156,12 +159,7 @@ def measure(
                 best = (seconds, encoder)
             del encoder
             advance(1)
-    if best is None:  # not even the reference ran: its error is the one to report
-        raise next(
-            EmbedstackError(f"no runtime can run {model}: {t.error}")
-            for t in trials
-            if t.backend == REFERENCE
-        )
+    assert best is not None  # the reference ran, and it is faithful to itself
     chosen = best[1]
     log.info("runtime for %s on this CPU: %s", model, chosen.backend)
     choice = RuntimeChoice(
