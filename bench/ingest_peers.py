@@ -88,10 +88,17 @@ def read_scifact(spec: dict) -> list[tuple[str, str]]:
     return docs
 
 
+FAILED: list[str] = []  # files a peer's loader could not read: skipped, named in the table
+
+
 def pypdf_pages(path: Path) -> list[str]:
     from pypdf import PdfReader
 
-    return [page.extract_text() or "" for page in PdfReader(path).pages]
+    try:
+        return [page.extract_text() or "" for page in PdfReader(path).pages]
+    except Exception as exc:  # skipped like a bad file in any ingest; counted in the notes
+        FAILED.append(f"{path.name}: {type(exc).__name__}")
+        return []
 
 
 def windows(text: str) -> list[str]:
@@ -132,8 +139,7 @@ def run_embedstack(spec: dict) -> dict:
     else:
         report = kb.ingest(spec["pdfs"])
         key = "file_name"
-    if report.failed:
-        print(f"embedstack: failed files: {report.failed}", file=sys.stderr)
+    failed = [f"{Path(p.path).name}: {p.reason}" for p in report.failed]
     kb.search("warm up", k=1)
     seconds = time.perf_counter() - setup
 
@@ -149,6 +155,7 @@ def run_embedstack(spec: dict) -> dict:
         "chunks": kb.count(),
         "ranked": ranked(None),
         "extra": extra,
+        "failed": failed,
     }
 
 
@@ -209,7 +216,12 @@ def run_langchain(spec: dict) -> dict:
 
         docs = []
         for path in spec["pdfs"]:
-            for page in PyPDFLoader(str(path)).load():
+            try:
+                pages = PyPDFLoader(str(path)).load()
+            except Exception as exc:  # skipped like a bad file; counted in the notes
+                FAILED.append(f"{path.name}: {type(exc).__name__}")
+                continue
+            for page in pages:
                 page.metadata["key"] = path.name
                 docs.append(page)
     splitter = RecursiveCharacterTextSplitter(
@@ -346,6 +358,7 @@ def worker(spec_path: str) -> None:
     spec["pdfs"] = [Path(p) for p in spec["pdfs"]]
     result = WORKERS[spec["engine"]](spec)
     result["startup"] = result.pop("setup_end") - started
+    result["failed"] = result.get("failed", FAILED)
     Path(spec["result"]).write_text(json.dumps(result))
 
 
@@ -462,6 +475,8 @@ def bench_corpus(corpus: str, args: argparse.Namespace, engines: list[str], mode
         if "info" in result:
             notes.append(result["info"])
         notes.append(f"process {wall:.0f} s")
+        if result["failed"]:
+            notes.append(f"files skipped (loader failed): {', '.join(result['failed'])}")
         if "dense" in result.get("extra", {}):
             notes.append(f"dense-only search: {score(result['extra']['dense']):.4f}")
         seconds = result["seconds"]
