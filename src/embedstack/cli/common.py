@@ -34,10 +34,7 @@ BaseUrlOpt = Annotated[
 ]
 BackendOpt = Annotated[
     str | None,
-    typer.Option(
-        help="auto (fastest faithful on this CPU) | onnx-int8 | onnx | openvino | openvino-bf16 "
-        "| torch (per model: `embedstack models info NAME`)."
-    ),
+    typer.Option(help="onnx-int8 | onnx | torch (others: see `embedstack models info`)."),
 ]
 BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
 StoreOpt = Annotated[
