@@ -1,11 +1,13 @@
-"""Encoder throughput and fidelity, side by side in one run on the same texts.
+"""Encoder throughput and fidelity of every runtime, side by side in one run on the same texts.
 
-    .venv/bin/python bench/embed_speed.py [--n 2000] [--texts scifact|sts] [--model NAME]
+    .venv/bin/python bench/embed_speed.py [--n 2000] [--texts scifact,sts] [--model NAME]
 
-Compares sentence-transformers (PyTorch, fp32) with each embedstack backend on the first N
-SciFact passages (title + abstract, as MTEB encodes them) or N STS-B sentences. Encoders take
-turns on slices of the texts (--rounds), so a noisy neighbour slows them alike. Prints texts/s,
-the speed ratio to sentence-transformers, and mean/min cosine to its embeddings.
+Compares sentence-transformers (PyTorch, fp32) with each embedstack runtime (torch, onnx,
+onnx-int8, openvino, openvino-bf16 where installed and this CPU has bf16 units) and with `auto`,
+on the first N SciFact passages (title + abstract, as MTEB encodes them) and N STS-B sentences.
+Encoders take turns on slices of the texts (--rounds), so a noisy neighbour slows them alike.
+Prints the CPU, then per text kind texts/s, the speed ratio to sentence-transformers, and
+mean/min cosine to its embeddings, and which runtime `auto` chose on this machine and why.
 Models shipped as ONNX only have no sentence-transformers run: the reference is embedstack's
 own fp32 ONNX run.
 """
@@ -15,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_line
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -52,54 +54,87 @@ def interleaved(encoders: dict, texts: list[str], rounds: int) -> dict:
     return {name: (len(texts) / seconds[name], np.vstack(parts[name])) for name in encoders}
 
 
+def encoders_for(model_name: str) -> dict:
+    """name -> encode(texts, batch_size): the reference first, then every runtime, then auto."""
+    from embedstack import load_model
+    from embedstack.errors import EmbedstackError
+    from embedstack.models import find_spec
+
+    spec = find_spec(model_name)
+    encoders = {}
+    if spec.onnx_only:
+        encoders["embedstack onnx (reference)"] = load_model(spec.name, backend="onnx").encode
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(spec.locate()), device="cpu")
+        encoders["sentence-transformers (torch fp32)"] = model.encode
+    for backend in spec.backends:
+        try:
+            encoder = load_model(spec.name, backend=backend)
+        except EmbedstackError as exc:  # OpenVINO missing, or no bf16 units on this CPU
+            print(f"skipped {backend}: {exc}")
+            continue
+        label = f"auto (= {encoder.backend})" if backend == "auto" else backend
+        encoders[f"embedstack {label}"] = encoder.encode
+    return encoders
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--texts", choices=["scifact", "sts"], default="scifact")
+    parser.add_argument("--texts", default="scifact,sts", help="scifact, sts or both")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved slices")
     args = parser.parse_args()
-    texts = load_texts(args.texts, args.n)
 
-    from embedstack import load_model
     from embedstack.models import find_spec
+    from embedstack.models.transformer_backend import runtime_choice_for
 
+    print(cpu_line())
     spec = find_spec(args.model)
-    encoders = {}
-    if spec.onnx_only:
-        backends = ("onnx-int8",)
-        encoders["embedstack onnx"] = load_model(spec.name, backend="onnx").encode
-    else:
-        from sentence_transformers import SentenceTransformer
-
-        backends = ("torch", "onnx", "onnx-int8")
-        model = SentenceTransformer(str(spec.locate()), device="cpu")
-        encoders["sentence-transformers (torch fp32)"] = model.encode
-    for backend in backends:
-        encoders[f"embedstack {backend}"] = load_model(spec.name, backend=backend).encode
-    results = interleaved(
-        {name: (lambda t, e=e: e(t, batch_size=args.batch_size)) for name, e in encoders.items()},
-        texts,
-        args.rounds,
-    )
-    rows = []
-    reference = None
-    for name, (speed, vectors) in results.items():
-        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        reference = vectors if reference is None else reference
-        cos = (vectors * reference).sum(axis=1)
-        rows.append((name, speed, float(cos.mean()), float(cos.min())))
-
-    print(
-        f"\n{len(texts)} {args.texts} texts · {spec.name} · batch {args.batch_size} · "
-        f"{os.cpu_count()} CPUs · {platform.machine()} · {args.rounds} interleaved rounds\n"
-    )
-    print(f"| encoder | texts/s | vs {rows[0][0]} | mean cos | min cos |")
-    print("|---|---|---|---|---|")
-    base = rows[0][1]
-    for name, speed, mean_cos, min_cos in rows:
-        print(f"| {name} | {speed:.1f} | {speed / base:.2f}x | {mean_cos:.4f} | {min_cos:.4f} |")
+    encoders = encoders_for(spec.name)
+    for kind in args.texts.split(","):
+        texts = load_texts(kind, args.n)
+        results = interleaved(
+            {n: (lambda t, e=e: e(t, batch_size=args.batch_size)) for n, e in encoders.items()},
+            texts,
+            args.rounds,
+        )
+        rows = []
+        reference = None
+        for name, (speed, vectors) in results.items():
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+            reference = vectors if reference is None else reference
+            cos = (vectors * reference).sum(axis=1)
+            rows.append((name, speed, float(cos.mean()), float(cos.min())))
+        print(
+            f"\n{len(texts)} {kind} texts · {spec.name} · batch {args.batch_size} · "
+            f"{os.cpu_count()} CPUs · {args.rounds} interleaved rounds\n"
+        )
+        print(f"| encoder | texts/s | vs {rows[0][0]} | mean cos | min cos |")
+        print("|---|---|---|---|---|")
+        base = rows[0][1]
+        for name, speed, mean_cos, min_cos in rows:
+            print(
+                f"| {name} | {speed:.1f} | {speed / base:.2f}x | {mean_cos:.4f} | {min_cos:.4f} |"
+            )
+    choice = runtime_choice_for(spec)
+    if choice is not None:
+        when = f"{choice.measured_at}, {choice.texts} calibration texts"
+        print(f"\nauto chose {choice.chosen} ({when}):")
+        print("| runtime | texts/s | mean cos | min cos | faithful |")
+        print("|---|---|---|---|---|")
+        for t in choice.trials:
+            if t.error:
+                print(f"| {t.backend} | – | – | – | {t.error} |")
+            else:
+                faithful = "yes" if t.faithful else "no"
+                print(
+                    f"| {t.backend} | {t.texts_per_s:.1f} | {t.mean_cosine:.4f} | "
+                    f"{t.min_cosine:.4f} | {faithful} |"
+                )
 
 
 if __name__ == "__main__":

@@ -3,32 +3,20 @@ on one CPU, and the CPU differs between sessions (AVX2 only, or AVX-512 with VNN
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 from datetime import UTC, datetime
-from pathlib import Path
 
-SIMD = (
-    "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-    "avx_vnni", "amx_bf16", "amx_int8",
-)  # fmt: skip
+from embedstack.models.cpu import this_cpu
 
 
 def machine() -> dict:
     """CPU model, cores, the SIMD flags that matter for inference, date and Python."""
-    model, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
+    cpu = this_cpu()
     return {
-        "cpu": model,
+        "cpu": cpu.model,
         "cores": os.cpu_count(),
-        "simd": [flag for flag in SIMD if flag in flags],
+        "simd": list(cpu.simd),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
     }

@@ -22,7 +22,7 @@ def test_sts_spearman_on_real_pairs(tmp_path, model):
     assert result["n_pairs"] == 300
     # MiniLM scores 0.82 on the full test split; a shuffled scorer would give ~0.
     assert 0.7 < result["spearman"] < 0.95
-    assert result["backend"] == "onnx-int8"
+    assert result["backend"] == model.backend  # the runtime `auto` chose on this CPU
 
 
 def test_sts_reader_names_the_bad_line(tmp_path):

@@ -181,7 +181,7 @@ from embedstack import Collection
 from embedstack.ingest.options import IngestOptions
 from embedstack.ingest.pipeline import Ingestor
 kb = Collection.open(sys.argv[1])
-options = IngestOptions(chunk_tokens=48, batch_chunks=1)
+options = IngestOptions(chunk_tokens=48, batch_chunks=1, batch_tokens=1)  # a commit per file
 Ingestor(kb.model, kb._store, options).run([sys.argv[2]])
 """
 
@@ -257,3 +257,43 @@ def test_the_text_limit_counts_characters_not_bytes(tmp_path, model):
         assert [(Path(f.path).name, f.reason.split(":")[0]) for f in report.failed] == [
             ("long.txt", "text too long")
         ]
+
+
+def test_files_prepared_ahead_come_back_in_order_with_their_problems(tmp_path, model):
+    """The prefetch thread keeps order, reports a bad file in its place, and a consumer that
+    stops early leaves the files not yet started unread."""
+    from embedstack.ingest.discovery import FileProblem
+    from embedstack.ingest.options import IngestOptions
+    from embedstack.ingest.pipeline import PREFETCH_FILES, FilePreparer, Prepared, prepare_ahead
+
+    files = []
+    for i in range(PREFETCH_FILES + 8):
+        path = tmp_path / f"note-{i:02d}.md"
+        path.write_text(f"# Note {i}\n\nA short note about topic number {i}.\n" if i != 5 else "")
+        files.append(path)
+    preparer = FilePreparer(model, IngestOptions())
+    results = list(prepare_ahead(preparer, files, {}))
+    assert [path for path, _ in results] == files
+    assert isinstance(results[5][1], FileProblem) and "empty" in results[5][1].reason
+    prepared = [p for _, p in results if isinstance(p, Prepared)]
+    assert len(prepared) == len(files) - 1
+    assert all(p.tokens > 0 and p.record.path.endswith(f"note-{i:02d}.md") for i, p in
+               [(int(Path(p.record.path).stem[-2:]), p) for p in prepared])  # fmt: skip
+
+    stream = prepare_ahead(preparer, files, {})
+    next(stream)
+    stream.close()  # stop after the first: the rest are cancelled, nothing hangs
+
+
+def test_a_folder_commits_in_batches_and_every_file_is_searchable(tmp_path):
+    """Many small files go in as a few transactions (token budget), each file complete."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"n{i}.md").write_text(f"# Topic {i}\n\nNote {i} is about subject {i}.\n")
+    kb = Collection.open(tmp_path / "kb")
+    report = kb.ingest([folder], batch_tokens=200)  # a few files per batch
+    assert len(report.added) == 40 and report.chunks_added == 40 and not report.failed
+    assert {s.path for s in kb._store.sources()} == {str(p) for p in folder.iterdir()}
+    hit = kb.search("Note 17 is about subject 17", k=1)[0]
+    assert hit.metadata["file_name"] == "n17.md"

@@ -32,7 +32,7 @@ def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
     from tests.evaluation.test_sts import sts_slice
 
     fp32 = load_model("paraphrase-MiniLM-L3-v2", backend="onnx")
-    int8 = load_model("paraphrase-MiniLM-L3-v2")
+    int8 = load_model("paraphrase-MiniLM-L3-v2", backend="onnx-int8")
     assert fp32.max_tokens == 128 and int8.backend == "onnx-int8"
     pairs = sts_slice(tmp_path / "sts", 300)
     assert evaluate_sts(pairs, fp32)["spearman"] > 0.7
@@ -41,7 +41,10 @@ def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
 
 
 def test_onnx_only_model_refuses_the_torch_backend():
-    with pytest.raises(ModelNotFoundError, match="runs on onnx-int8, onnx, not 'torch'"):
+    with pytest.raises(
+        ModelNotFoundError,
+        match="runs on auto, onnx-int8, onnx, openvino, openvino-bf16, not 'torch'",
+    ):
         load_model("paraphrase-MiniLM-L3-v2", backend="torch")
 
 

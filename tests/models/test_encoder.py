@@ -39,8 +39,10 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @needs_shared_data
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
 def test_fp32_backends_match_sentence_transformers(reference, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
     texts, expected = reference
     got = load_model("all-MiniLM-L6-v2", backend=backend).encode(texts, batch_size=32)
     assert len(texts) == 101
@@ -48,10 +50,12 @@ def test_fp32_backends_match_sentence_transformers(reference, backend):
 
 
 @needs_shared_data
-def test_int8_default_stays_close_to_fp32(reference, model):
+@pytest.mark.parametrize("backend", ["auto", "onnx-int8"])
+def test_default_and_int8_stay_close_to_fp32(reference, model, backend):
+    """The default is `auto`: whichever runtime is fastest here, within the same fidelity."""
     texts, expected = reference
-    assert model.backend == "onnx-int8"
-    similarity = cosines(model.encode(texts), expected)
+    encoder = model if backend == "auto" else load_model("all-MiniLM-L6-v2", backend=backend)
+    similarity = cosines(encoder.encode(texts), expected)
     assert similarity.mean() >= 0.99 and similarity.min() >= 0.97
 
 
@@ -161,7 +165,9 @@ def test_unknown_model_lists_the_catalog():
 
 
 def test_unknown_backend_lists_the_choices():
-    with pytest.raises(ModelNotFoundError, match="onnx-int8, onnx, torch"):
+    with pytest.raises(
+        ModelNotFoundError, match="auto, onnx-int8, onnx, openvino, openvino-bf16, torch"
+    ):
         load_model("all-MiniLM-L6-v2", backend="tensorrt")
 
 

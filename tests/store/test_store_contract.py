@@ -17,7 +17,7 @@ import pytest
 
 from embedstack.config import CollectionConfig
 from embedstack.errors import InvalidInputError
-from embedstack.store.base import KEYWORD, MANIFEST, IngestStore
+from embedstack.store.base import KEYWORD, MANIFEST, FileRows, IngestStore
 from embedstack.store.factory import open_store
 from embedstack.store.filters import matches, parse_filter
 from embedstack.types import SourceRecord
@@ -186,6 +186,35 @@ def test_manifest_swaps_a_files_chunks_in_one_write(store):
     assert store.sources() == [second]
     assert store.remove_source("/docs/a.md") == 1
     assert store.count() == 0 and store.sources() == [] and store.source("/docs/a.md") is None
+
+
+def test_manifest_replaces_several_files_in_one_call(store):
+    """Ingest commits a batch of files together; each file's rows and entry stay its own."""
+    if MANIFEST not in store.capabilities:
+        pytest.skip("no manifest capability")
+    a = SourceRecord("/docs/a.md", "h1", "r", "markdown", ("a#0", "a#1"), 1.0)
+    b = SourceRecord("/docs/b.md", "h1", "r", "markdown", ("b#0",), 1.0)
+    vectors = unit_vectors(3, DIM, 9)
+    batch = [FileRows(a, ["a0", "a1"], [{"n": 0}, {"n": 1}], vectors[:2]),
+             FileRows(b, ["b0"], [{"n": 2}], vectors[2:])]  # fmt: skip
+    assert store.replace_sources(batch) == [0, 0]
+    assert sorted(store.ids()) == ["a#0", "a#1", "b#0"]
+    assert np.allclose(store.vectors(["b#0", "a#1"]), vectors[[2, 1]], atol=1e-6)
+    assert [c.metadata["n"] for c in store.get(["a#1", "b#0"])] == [1, 2]
+    a2 = SourceRecord("/docs/a.md", "h2", "r", "markdown", ("a#0",), 2.0)
+    c = SourceRecord("/docs/c.md", "h1", "r", "markdown", ("c#0",), 2.0)
+    again = [FileRows(a2, ["new a0"], [{}], unit_vectors(1, DIM, 3)),
+             FileRows(c, ["c0"], [{}], unit_vectors(1, DIM, 4))]  # fmt: skip
+    assert store.replace_sources(again) == [2, 0]
+    assert sorted(store.ids()) == ["a#0", "b#0", "c#0"]
+    assert sorted(s.path for s in store.sources()) == ["/docs/a.md", "/docs/b.md", "/docs/c.md"]
+    bad = [FileRows(SourceRecord("/docs/d.md", "h", "r", "markdown", ("d#0",), 3.0), ["d0"],
+                    [{}], unit_vectors(1, DIM + 1, 1))]  # fmt: skip
+    with pytest.raises(InvalidInputError):
+        store.replace_sources([FileRows(c, ["c again"], [{}], unit_vectors(1, DIM, 6)), *bad])
+    # The bad file is refused whole; c is old or new (Milvus writes file by file), never half.
+    assert store.source("/docs/d.md") is None and store.get(["d#0"]) == []
+    assert store.get(["c#0"])[0].text in ("c0", "c again")
 
 
 def test_a_healthy_store_checks_clean(filled):

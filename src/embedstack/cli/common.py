@@ -34,7 +34,10 @@ BaseUrlOpt = Annotated[
 ]
 BackendOpt = Annotated[
     str | None,
-    typer.Option(help="onnx-int8 | onnx | torch (others: see `embedstack models info`)."),
+    typer.Option(
+        help="auto (fastest faithful on this CPU) | onnx-int8 | onnx | openvino | openvino-bf16 "
+        "| torch (per model: `embedstack models info NAME`)."
+    ),
 ]
 BatchOpt = Annotated[int, typer.Option(help="Texts per encoder batch.")]
 StoreOpt = Annotated[

@@ -23,6 +23,7 @@ from embedstack.cli.common import (
     user_errors,
 )
 from embedstack.models import DEFAULT_MODEL
+from embedstack.models.runtime_choice import MIN_COSINE, MIN_MEAN_COSINE, RuntimeChoice
 
 models_app = typer.Typer(help="The model catalog.", invoke_without_command=True)
 
@@ -59,18 +60,51 @@ def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def models_info(
     name: Annotated[str, typer.Argument(help="Model name or alias.")], as_json: JsonOpt = False
 ) -> None:
-    """Details of one catalog model."""
+    """Details of one catalog model, and which runtime `auto` runs it on here, and why."""
     from embedstack.models import find_spec
+    from embedstack.models.transformer_backend import runtime_choice_for
 
-    entry = find_spec(name).describe()
+    spec = find_spec(name)
+    entry = spec.describe()
+    choice = runtime_choice_for(spec)
     if as_json:
-        print_json(entry)
+        print_json({**entry, "runtime": choice.to_dict() if choice else None})
         return
     table = Table(show_header=False, title=Text(entry["name"]))
     for key, value in entry.items():
         shown = ", ".join(value) if isinstance(value, list | tuple) else str(value)
         table.add_row(key, Text(shown))
     out.print(table)
+    if choice is not None:
+        out.print(runtime_table(choice))
+
+
+def runtime_table(choice: RuntimeChoice) -> Table:
+    """The measured table `auto` chose by: speed and cosine to fp32 of every candidate."""
+    table = Table(
+        title=Text(f"auto runs {choice.chosen} on this CPU"),
+        caption=Text(
+            f"{choice.cpu} · {choice.threads} threads · {choice.texts} calibration texts · "
+            f"{choice.measured_at}; faithful: cosine to fp32 mean ≥ {MIN_MEAN_COSINE}, "
+            f"min ≥ {MIN_COSINE}"
+        ),
+    )
+    for column in ("backend", "texts/s", "mean cos", "min cos", "faithful", "note"):
+        table.add_column(column, overflow="fold")
+    for trial in choice.trials:
+        if trial.error is not None:
+            table.add_row(trial.backend, "–", "–", "–", "–", Text(trial.error))
+            continue
+        note = "chosen: fastest faithful" if trial.backend == choice.chosen else ""
+        table.add_row(
+            trial.backend,
+            f"{trial.texts_per_s:.1f}",
+            f"{trial.mean_cosine:.4f}",
+            f"{trial.min_cosine:.4f}",
+            "yes" if trial.faithful else "no",
+            note,
+        )
+    return table
 
 
 @user_errors

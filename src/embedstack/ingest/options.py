@@ -20,6 +20,9 @@ class IngestOptions:
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     max_chars: int = DEFAULT_MAX_CHARS
     batch_chunks: int = 256  # chunks embedded per encoder call, across files
+    # Word pieces of chunk text per embed-and-commit batch, across files: many short chunks
+    # (CSV rows) make few large batches, long ones smaller batches; bounds memory either way.
+    batch_tokens: int = 65_536
     language: str | None = None  # audio: the spoken language ("en", "de"); None: detected
     beam_size: int = 1  # audio: Whisper's beam (1 is greedy: fastest, a little less accurate)
 
@@ -29,6 +32,7 @@ class IngestOptions:
         check_whole_number("overlap", self.overlap, 0)
         check_whole_number("max_chars", self.max_chars, 1)
         check_whole_number("batch_chunks", self.batch_chunks, 1)
+        check_whole_number("batch_tokens", self.batch_tokens, 1)
         check_whole_number("beam_size", self.beam_size, 1)
         if self.language is not None and not (
             isinstance(self.language, str) and self.language.isascii() and self.language.isalpha()

@@ -34,7 +34,8 @@ class ModelSpec:
     int8_keep_fp32: tuple[str, ...] = ()
     int8_per_channel: bool = True  # per-channel weight scales (per-tensor loses MiniLM: cos 0.96)
     tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
-    backends: tuple[str, ...] = ("onnx-int8", "onnx", "torch")  # the first is the default
+    # The first is the default; "auto" measures the others on this CPU (runtime_choice.py).
+    backends: tuple[str, ...] = ("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16", "torch")
     modality: Modality = "text"  # what it embeds: "text", "image", "audio" or "sequence"
 
     def __post_init__(self) -> None:
@@ -137,7 +138,7 @@ CATALOG: dict[str, ModelSpec] = {
             "slightly lower quality than the default",
             aliases=("sentence-transformers/paraphrase-MiniLM-L3-v2",),
             tokenizer_from="all-MiniLM-L6-v2",  # same uncased BERT vocabulary
-            backends=("onnx-int8", "onnx"),
+            backends=("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16"),
         ),
         ModelSpec(
             name="all-mpnet-base-v2",

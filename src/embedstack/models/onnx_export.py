@@ -68,6 +68,18 @@ def _read_memo(memo: Path) -> dict[str, str]:
     return known if isinstance(known, dict) else {}
 
 
+def weight_files(transformer_dir: Path, source: Path | None = None) -> list[Path]:
+    """The files that hold a transformer's weights (`source`: a model shipped as ONNX)."""
+    if source is not None:
+        return [source]
+    weights = sorted(transformer_dir.glob("*.safetensors")) or sorted(
+        transformer_dir.glob("pytorch_model.bin")
+    )
+    if not weights:
+        raise ModelNotFoundError(f"no weights (*.safetensors) in {transformer_dir}")
+    return weights
+
+
 def onnx_file(
     name: str,
     transformer_dir: Path,
@@ -83,14 +95,7 @@ def onnx_file(
     `source`: a model shipped as ONNX already; it is used as the fp32 model and only the
     int8 variant is built (into the cache, never beside the package's file).
     """
-    if source is not None:
-        weights = [source]
-    else:
-        weights = sorted(transformer_dir.glob("*.safetensors")) or sorted(
-            transformer_dir.glob("pytorch_model.bin")
-        )
-        if not weights:
-            raise ModelNotFoundError(f"no weights (*.safetensors) in {transformer_dir}")
+    weights = weight_files(transformer_dir, source)
     if source is not None and not quantize:
         return source
     folder = cache_root() / "onnx" / f"{name}-r{RECIPE_VERSION}-{weights_digest(weights)}"

@@ -1,5 +1,6 @@
-"""The transformer backends (onnx-int8, onnx, torch): a sentence-transformers pipeline whose
-transformer step runs on ONNX Runtime or PyTorch.
+"""The transformer backends: a sentence-transformers pipeline whose transformer step runs on
+ONNX Runtime (onnx-int8, onnx), OpenVINO (openvino, openvino-bf16) or PyTorch (torch), or on
+whichever of them is fastest and faithful on this machine (auto, see runtime_choice).
 
 Serves catalog entries (`from_spec`), and two resolvers for models given by path: a
 sentence-transformers folder and a bare `.onnx` file with its tokenizer.json beside it.
@@ -18,15 +19,21 @@ from embedstack.errors import ModelNotFoundError, OnnxLoadError
 from embedstack.models.catalog import ModelSpec, find_spec
 from embedstack.models.encoder import Encoder, Runner
 from embedstack.models.onnx_backend import OnnxTransformer
+from embedstack.models.onnx_export import onnx_file, weight_files, weights_digest
+from embedstack.models.openvino_backend import PRECISIONS, OpenVinoTransformer, require_openvino
 from embedstack.models.registry import LoadRequest
+from embedstack.models.runtime_choice import AUTO, CANDIDATES, RuntimeChoice, choose
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
 
-TRANSFORMER_BACKENDS = ("onnx-int8", "onnx", "torch")
-DEFAULT_BACKEND = "onnx-int8"  # 1.8-2x sentence-transformers on 2 CPUs, cosine >= 0.98 to fp32
+TRANSFORMER_BACKENDS = ("onnx-int8", "onnx", "openvino", "openvino-bf16", "torch")
+DEFAULT_BACKEND = AUTO
 
 
 def from_spec(spec: ModelSpec, backend: str) -> Encoder:
     """A catalog transformer on `backend`."""
+    if backend == AUTO:
+        choice, loaded = _spec_choice(spec)
+        return loaded or from_spec(spec, choice.chosen)
     location = spec.locate()
     source = None
     if spec.onnx_only:  # shipped as ONNX only: no PyTorch weights, shared tokenizer
@@ -37,6 +44,24 @@ def from_spec(spec: ModelSpec, backend: str) -> Encoder:
         config = read_sbert_folder(location)
     runner = _runner(spec.name, config, backend, spec.int8_keep_fp32, source, spec.int8_per_channel)
     return Encoder(spec.name, config, runner, spec.dim, backend)
+
+
+def runtime_choice_for(spec: ModelSpec) -> RuntimeChoice | None:
+    """What `auto` runs this catalog model on here (measured now if not yet); None when the
+    entry has no choice to make or its package is not installed."""
+    if AUTO not in spec.backends or not spec.installed():
+        return None
+    return _spec_choice(spec)[0]
+
+
+def _spec_choice(spec: ModelSpec) -> tuple[RuntimeChoice, Encoder | None]:
+    candidates = [b for b in spec.backends if b in CANDIDATES]
+    location = spec.locate()
+    if spec.onnx_only:
+        files = [location]
+    else:
+        files = weight_files(read_sbert_folder(location).transformer_dir)
+    return choose(spec.name, weights_digest(files), candidates, lambda b: from_spec(spec, b))
 
 
 def resolve_onnx_file(request: LoadRequest) -> Encoder | None:
@@ -50,20 +75,29 @@ def resolve_onnx_file(request: LoadRequest) -> Encoder | None:
 
 
 def resolve_folder(request: LoadRequest) -> Encoder | None:
-    """A sentence-transformers folder; its ONNX files are cached under its name and path."""
+    """A sentence-transformers folder (a fine-tuned model); `auto` measures its runtimes like a
+    catalog model's, and its ONNX files are cached under its name and path."""
     path = Path(request.name).expanduser()
     if not path.is_dir():
         return None
     backend = request.backend or DEFAULT_BACKEND
-    if backend not in TRANSFORMER_BACKENDS:
+    if backend not in (AUTO, *TRANSFORMER_BACKENDS):
         raise ModelNotFoundError(
-            f"a model folder runs on {', '.join(TRANSFORMER_BACKENDS)}, not {backend}"
+            f"a model folder runs on {', '.join((AUTO, *TRANSFORMER_BACKENDS))}, not {backend}"
         )
     config = read_sbert_folder(path)
     resolved = str(path.resolve())
-    cache_name = f"{path.resolve().name}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
-    runner = _runner(cache_name, config, backend, keep_fp32=())
-    return Encoder(resolved, config, runner, hidden_size(config), backend)
+
+    def on(backend: str) -> Encoder:
+        cache_name = f"{path.resolve().name}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
+        runner = _runner(cache_name, config, backend, keep_fp32=())
+        return Encoder(resolved, config, runner, hidden_size(config), backend)
+
+    if backend != AUTO:
+        return on(backend)
+    weights = weights_digest(weight_files(config.transformer_dir))
+    choice, loaded = choose(resolved, weights, CANDIDATES, on)
+    return loaded or on(choice.chosen)
 
 
 def _runner(
@@ -78,7 +112,12 @@ def _runner(
         from embedstack.models.torch_backend import TorchTransformer
 
         return TorchTransformer(config.transformer_dir)
-    from embedstack.models.onnx_export import onnx_file
+    if backend in PRECISIONS:  # OpenVINO compiles the fp32 ONNX export
+        require_openvino(backend)  # before exporting anything
+        fp32 = onnx_file(
+            cache_name, config.transformer_dir, quantize=False, keep_fp32=(), source=source
+        )
+        return OpenVinoTransformer(fp32, backend)
 
     def build(rebuild: bool = False) -> Path:
         return onnx_file(

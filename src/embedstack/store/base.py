@@ -10,6 +10,7 @@ capabilities, declared in `capabilities` and typed by their own small protocols.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -80,6 +81,16 @@ class KeywordSearch(Protocol):
     def keyword(self, query: str, k: int, where: FilterNode | None = None) -> Scored: ...
 
 
+@dataclass(frozen=True)
+class FileRows:
+    """One file's new chunks and manifest entry, as ingest hands them to the store."""
+
+    source: SourceRecord
+    texts: Sequence[str]
+    metadatas: Sequence[Mapping[str, Any]]
+    vectors: np.ndarray
+
+
 @runtime_checkable
 class IngestManifest(Protocol):
     """Capability `"manifest"`: which file produced which chunks, from which content.
@@ -100,6 +111,11 @@ class IngestManifest(Protocol):
         vectors: np.ndarray,
     ) -> int:
         """Returns how many of the file's old chunks were removed."""
+        ...
+
+    def replace_sources(self, files: Sequence[FileRows]) -> list[int]:
+        """`replace_source` for several files at once, each still all or nothing (ingest
+        commits a batch together: one transaction and one fsync, not one per file)."""
         ...
 
     def remove_source(self, path: str) -> int: ...

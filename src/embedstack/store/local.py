@@ -45,7 +45,7 @@ from embedstack.errors import (
 )
 from embedstack.sqlite_threads import ClosedError, ThreadConnections
 from embedstack.store.analyzer import Analyzer
-from embedstack.store.base import KEYWORD, MANIFEST, Scored
+from embedstack.store.base import KEYWORD, MANIFEST, FileRows, Scored
 from embedstack.store.compaction import CompactReport, compact_rows, folder_bytes
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.keyword_index import KeywordIndex
@@ -513,18 +513,42 @@ class LocalStore:
         One transaction per file is what makes an ingest crash-safe: after a kill, each file is
         either fully old or fully new. Returns how many old chunks were removed.
         """
+        return self.replace_sources([FileRows(source, texts, metadatas, vectors)])[0]
+
+    def replace_sources(self, files: Sequence[FileRows]) -> list[int]:
+        """Several files in one transaction: their rows go in as one insert, with one fsync
+        (2,000 one-chunk files: ~11 ms each when committed one by one)."""
+        if not files:
+            return []
+        for file in files:  # before the transaction: a bad file fails the batch untouched
+            shape = np.shape(file.vectors)
+            if shape != (len(file.source.chunk_ids), self.dim):
+                raise InvalidInputError(
+                    f"{file.source.path}: expected vectors of shape "
+                    f"({len(file.source.chunk_ids)}, {self.dim}), got {shape}"
+                )
         with self._write() as txn:
-            old = self._source(txn.db, source.path)
-            stale = [*(old.chunk_ids if old else ()), *source.chunk_ids]
+            olds = [self._source(txn.db, file.source.path) for file in files]
+            stale = [
+                chunk_id
+                for old, file in zip(olds, files, strict=True)
+                for chunk_id in (*(old.chunk_ids if old else ()), *file.source.chunk_ids)
+            ]
             txn.removed = self._delete_rows(txn.db, stale)
-            self._insert_rows(txn, source.chunk_ids, texts, metadatas, vectors)
-            txn.db.execute(
+            self._insert_rows(
+                txn,
+                [chunk_id for file in files for chunk_id in file.source.chunk_ids],
+                [text for file in files for text in file.texts],
+                [meta for file in files for meta in file.metadatas],
+                np.concatenate([file.vectors for file in files]),
+            )
+            txn.db.executemany(
                 "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
-                (source.path, source.content_hash, source.recipe, source.format,
-                 json.dumps(list(source.chunk_ids)), source.ingested_at),
+                [(s.path, s.content_hash, s.recipe, s.format, json.dumps(list(s.chunk_ids)),
+                  s.ingested_at) for s in (file.source for file in files)],
             )  # fmt: skip
             txn.changed = True
-        return len(old.chunk_ids) if old else 0
+        return [len(old.chunk_ids) if old else 0 for old in olds]
 
     def remove_source(self, path: str) -> int:
         """Delete a file's chunks and its manifest entry; returns how many chunks went."""

@@ -48,7 +48,7 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from embedstack.config import CollectionConfig
 from embedstack.errors import CollectionError, InvalidInputError, StorageError
-from embedstack.store.base import KEYWORD, MANIFEST, Scored
+from embedstack.store.base import KEYWORD, MANIFEST, FileRows, Scored
 from embedstack.store.call_gate import CallGate
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.milvus_filters import KEYS_FIELD, compile_milvus, filter_keys
@@ -518,6 +518,10 @@ class MilvusStore:
             old, _ = self._pks_of(stale, view)
             self._write(f"writing {source.path}", old, rows, source=source)
         return len(previous.chunk_ids) if previous else 0
+
+    def replace_sources(self, files: Sequence[FileRows]) -> list[int]:
+        """File by file: Milvus has no transaction across files (each stays all or nothing)."""
+        return [self.replace_source(f.source, f.texts, f.metadatas, f.vectors) for f in files]
 
     def remove_source(self, path: str) -> int:
         with self._writing(f"removing {path}"):

@@ -58,7 +58,7 @@ from embedstack.errors import (
     ReadOnlyCollectionError,
     StorageError,
 )
-from embedstack.store.base import KEYWORD, MANIFEST, Scored
+from embedstack.store.base import KEYWORD, MANIFEST, FileRows, Scored
 from embedstack.store.call_gate import CallGate
 from embedstack.store.filters import MATCH_ALL, FilterNode
 from embedstack.store.postgres_filters import compile_postgres, fields_json
@@ -356,21 +356,31 @@ class PostgresStore:
     ) -> int:
         """Swap a file's chunks and its manifest entry in one transaction; returns how many
         old chunks it had."""
-        rows = self._rows(source.chunk_ids, texts, metadatas, vectors)
+        return self.replace_sources([FileRows(source, texts, metadatas, vectors)])[0]
+
+    def replace_sources(self, files: Sequence[FileRows]) -> list[int]:
+        """Several files in one transaction (one commit for an ingest batch)."""
+        checked = [
+            (f.source, self._rows(f.source.chunk_ids, f.texts, f.metadatas, f.vectors))
+            for f in files
+        ]  # before the transaction: bad rows fail without touching the database
         with self._write() as conn:
-            old = self._source(conn, source.path)
-            self._delete_rows(conn, [*(old.chunk_ids if old else ()), *source.chunk_ids])
-            self._insert_rows(conn, rows)
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (path) DO "
-                    "UPDATE SET content_hash = excluded.content_hash, recipe = excluded.recipe, "
-                    "format = excluded.format, chunk_ids = excluded.chunk_ids, "
-                    "ingested_at = excluded.ingested_at"
-                ).format(self._sources),
-                (source.path, source.content_hash, source.recipe, source.format,
-                 json.dumps(list(source.chunk_ids)), source.ingested_at),
-            )  # fmt: skip
+            return [self._replace_source(conn, source, rows) for source, rows in checked]
+
+    def _replace_source(self, conn: Any, source: SourceRecord, rows: Any) -> int:
+        old = self._source(conn, source.path)
+        self._delete_rows(conn, [*(old.chunk_ids if old else ()), *source.chunk_ids])
+        self._insert_rows(conn, rows)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (path) DO "
+                "UPDATE SET content_hash = excluded.content_hash, recipe = excluded.recipe, "
+                "format = excluded.format, chunk_ids = excluded.chunk_ids, "
+                "ingested_at = excluded.ingested_at"
+            ).format(self._sources),
+            (source.path, source.content_hash, source.recipe, source.format,
+             json.dumps(list(source.chunk_ids)), source.ingested_at),
+        )  # fmt: skip
         return len(old.chunk_ids) if old else 0
 
     def remove_source(self, path: str) -> int:

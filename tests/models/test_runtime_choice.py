@@ -1,0 +1,110 @@
+"""`backend="auto"`: every runtime measured once on this CPU, the fastest faithful one chosen."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from embedstack import load_model
+from embedstack.errors import ModelLoadError
+from embedstack.models import find_spec
+from embedstack.models.cpu import this_cpu
+from embedstack.models.runtime_choice import (
+    MIN_COSINE,
+    MIN_MEAN_COSINE,
+    REFERENCE,
+    calibration_texts,
+    measure,
+)
+from embedstack.models.transformer_backend import runtime_choice_for
+from embedstack.settings import get_settings
+from tests.cli.test_cli import assert_one_line_error, run
+
+
+def test_calibration_texts_are_real_passages_and_queries():
+    texts = calibration_texts()
+    words = sorted(len(t.split()) for t in texts)
+    assert len(texts) >= 30 and len(set(texts)) == len(texts)
+    assert words[0] <= 8 and words[-1] >= 150  # short queries and chunk-sized passages
+
+
+def test_auto_is_the_cached_fastest_faithful_runtime(model):
+    """The session's default model ran `auto`: its choice is on disk, measured once, and is
+    the fastest of the candidates that stayed faithful to fp32."""
+    choice = runtime_choice_for(find_spec("all-MiniLM-L6-v2"))
+    assert choice is not None and model.backend == choice.chosen
+    ran = {t.backend: t for t in choice.trials if t.error is None}
+    assert {REFERENCE, "onnx-int8", "torch"} <= set(ran)
+    assert ran[REFERENCE].mean_cosine == pytest.approx(1.0)
+    assert ran["torch"].min_cosine > 0.9999  # the same fp32 model on another runtime
+    faithful = [t for t in ran.values() if t.faithful]
+    assert max(faithful, key=lambda t: t.texts_per_s or 0).backend == choice.chosen
+    assert all(
+        t.mean_cosine >= MIN_MEAN_COSINE and t.min_cosine >= MIN_COSINE for t in faithful
+    )
+    files = list((get_settings().cache_dir / "runtimes").glob("all-MiniLM-L6-v2-*.json"))
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    assert load_model("all-MiniLM-L6-v2").backend == choice.chosen
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps  # read, not measured again
+
+
+def test_an_unfaithful_runtime_is_never_chosen_however_fast():
+    """A 3-layer model posing as a runtime of the 6-layer one is ~2x faster and not faithful
+    (its vectors are another model's): the choice must fall on a faithful runtime."""
+    if not find_spec("paraphrase-MiniLM-L3-v2").installed():
+        pytest.skip("needs embedstack[l3]")
+    imposter = load_model("paraphrase-MiniLM-L3-v2", backend="onnx")
+    encoders = {REFERENCE: load_model("all-MiniLM-L6-v2", backend="onnx"), "torch": imposter}
+    choice, chosen = measure("all-MiniLM-L6-v2", list(encoders), encoders.__getitem__)
+    trials = {t.backend: t for t in choice.trials}
+    assert trials["torch"].mean_cosine is not None and not trials["torch"].faithful
+    assert choice.chosen == REFERENCE and chosen is encoders[REFERENCE]
+
+
+def test_a_runtime_that_cannot_run_is_reported_not_fatal():
+    """A candidate that fails to load (bf16 on a CPU without it, OpenVINO missing) is a row
+    with its reason; the others are still measured."""
+
+    def build(backend):
+        return load_model("all-MiniLM-L6-v2", backend=backend)
+
+    choice, _ = measure("all-MiniLM-L6-v2", ["onnx", "openvino-bf16"], build)
+    trials = {t.backend: t for t in choice.trials}
+    assert choice.chosen == "onnx" and trials["onnx"].faithful
+    if not this_cpu().has_bf16:  # or OpenVINO is missing: either way, a reason
+        assert "AMX or AVX-512-BF16" in str(trials["openvino-bf16"].error) or "pip install" in str(
+            trials["openvino-bf16"].error
+        )
+
+
+def test_openvino_bf16_without_bf16_units_is_a_clear_error():
+    if this_cpu().has_bf16:
+        pytest.skip("this CPU has bf16 units")
+    with pytest.raises(ModelLoadError, match="openvino"):
+        load_model("all-MiniLM-L6-v2", backend="openvino-bf16")
+
+
+def test_openvino_runs_the_fp32_export_faithfully():
+    pytest.importorskip("openvino")
+    texts = calibration_texts()
+    fp32 = load_model("all-MiniLM-L6-v2", backend="onnx").encode(texts)
+    got = load_model("all-MiniLM-L6-v2", backend="openvino").encode(texts)
+    assert got.dtype == np.float32 and got.shape == fp32.shape
+    assert (got * fp32).sum(axis=1).min() > 0.9999
+
+
+def test_models_info_shows_the_measured_table(model):
+    result = run("models", "info", "all-MiniLM-L6-v2", "--json")
+    assert result.returncode == 0, result.stderr
+    runtime = json.loads(result.stdout)["runtime"]
+    assert runtime["chosen"] == model.backend and runtime["cpu"] == this_cpu().describe()
+    rows = {row["backend"]: row for row in runtime["trials"]}
+    assert rows[runtime["chosen"]]["faithful"] and rows[REFERENCE]["texts_per_s"] > 0
+    table = run("models", "info", "all-MiniLM-L6-v2")
+    assert f"auto runs {model.backend} on this CPU" in table.stdout
+    assert_one_line_error(run("models", "info", "nope"), "unknown model 'nope'")
+    # Entries with nothing to choose (one backend) show no table.
+    static = json.loads(run("models", "info", "glove-6b-50d", "--json").stdout)
+    assert static["runtime"] is None
