@@ -54,10 +54,12 @@ speech:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; }
 
 # The Milvus standalone server of the store tests runs in a network namespace of its own
-# (util-linux's unshare/nsenter; iproute2's ip brings up its loopback, ss checks what listens).
+# (util-linux's unshare/nsenter; iproute2's ip brings up its loopback, ss checks what listens);
+# strace watches a model's first use connect to nothing outside the machine.
 netns:
-	command -v ip >/dev/null && command -v ss >/dev/null || { $(SUDO) apt-get update -q && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2; }
+	command -v ip >/dev/null && command -v ss >/dev/null && command -v strace >/dev/null || { \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2 strace; }
 
 test: $(STAMP) browser speech netns
 	$(VENV)/bin/ruff check src tests bench

@@ -18,8 +18,8 @@ from embedstack.models.runtime_choice import (
     calibration_texts,
     measure,
 )
-from embedstack.models.transformer_backend import runtime_choice_for
-from embedstack.settings import get_settings
+from embedstack.models.transformer_backend import runtime_choice_for, settled_runtime
+from embedstack.settings import get_settings, reload_settings
 from tests.cli.test_cli import assert_one_line_error, run
 
 
@@ -41,13 +41,27 @@ def test_auto_is_the_cached_fastest_faithful_runtime(model):
     assert ran["torch"].min_cosine > 0.9999  # the same fp32 model on another runtime
     faithful = [t for t in ran.values() if t.faithful]
     assert max(faithful, key=lambda t: t.texts_per_s or 0).backend == choice.chosen
-    assert all(
-        t.mean_cosine >= MIN_MEAN_COSINE and t.min_cosine >= MIN_COSINE for t in faithful
-    )
+    assert all(t.mean_cosine >= MIN_MEAN_COSINE and t.min_cosine >= MIN_COSINE for t in faithful)
     files = list((get_settings().cache_dir / "runtimes").glob("all-MiniLM-L6-v2-*.json"))
     stamps = {f: f.stat().st_mtime_ns for f in files}
     assert load_model("all-MiniLM-L6-v2").backend == choice.chosen
     assert {f: f.stat().st_mtime_ns for f in files} == stamps  # read, not measured again
+
+
+def test_settled_runtime_reads_the_choice_and_never_measures(model, tmp_path, monkeypatch):
+    """The server's on-demand loads: the measured choice when there is one, else int8, and
+    never a measurement on a request's path."""
+    spec = find_spec("all-MiniLM-L6-v2")
+    assert settled_runtime(spec) == model.backend  # the session's measured choice
+    assert settled_runtime(find_spec("glove-6b-50d")) is None  # nothing to choose
+    monkeypatch.setenv("EMBEDSTACK_CACHE_DIR", str(tmp_path))
+    reload_settings()
+    try:
+        assert settled_runtime(spec) == "onnx-int8"  # not measured here: the first listed
+        assert not (tmp_path / "runtimes").exists()  # and nothing was measured
+    finally:
+        monkeypatch.undo()
+        reload_settings()
 
 
 def test_an_unfaithful_runtime_is_never_chosen_however_fast():

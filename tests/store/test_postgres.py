@@ -232,7 +232,8 @@ def test_a_server_that_goes_away_mid_ingest_leaves_no_half_written_file(postgres
 
     try:
         with pytest.raises(StorageError) as caught:
-            kb.ingest(tmp_path / "docs", on_progress=on_progress)
+            # batch_tokens=1: a commit per file, so the crash lands between commits
+            kb.ingest(tmp_path / "docs", on_progress=on_progress, batch_tokens=1)
         message = str(caught.value)
         assert "\n" not in message and "PostgreSQL at" in message, message
         stopper[0].join()

@@ -11,7 +11,7 @@ from embedstack.models.base import (
 )
 from embedstack.models.catalog import CATALOG, DEFAULT_MODEL, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder
-from embedstack.models.loader import BACKENDS, DEFAULT_BACKEND, load_model
+from embedstack.models.loader import BACKENDS, DEFAULT_BACKEND, load_model, settled_runtime
 from embedstack.models.registry import LoadRequest, register_backend, register_resolver
 from embedstack.models.remote import RemoteEncoder, RemoteModelError
 
@@ -35,4 +35,5 @@ __all__ = [
     "load_model",
     "register_backend",
     "register_resolver",
+    "settled_runtime",
 ]

@@ -28,10 +28,14 @@ from embedstack.models.registry import (
     resolve,
 )
 from embedstack.models.runtime_choice import AUTO
-from embedstack.models.transformer_backend import DEFAULT_BACKEND, TRANSFORMER_BACKENDS
+from embedstack.models.transformer_backend import (
+    DEFAULT_BACKEND,
+    TRANSFORMER_BACKENDS,
+    settled_runtime,
+)
 
 BACKENDS = BACKEND_NAMES  # live: includes backends registered later
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "load_model"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "load_model", "settled_runtime"]
 
 
 def load_model(

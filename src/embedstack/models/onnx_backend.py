@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from embedstack.errors import OnnxLoadError
 from embedstack.settings import get_settings
+
+NO_TELEMETRY = "ORT_DISABLE_TELEMETRY"
 
 
 def cpu_threads() -> int:
@@ -59,10 +63,33 @@ class OnnxTransformer:
             self._free.put(session)
 
 
-def _session(onnx_path: Path, threads: int):
+def import_onnxruntime() -> ModuleType:
+    """ONNX Runtime, imported with its usage events off.
+
+    ONNX Runtime 1.32 sends events to mobile.events.data.microsoft.com from its own threads
+    while it quantizes and saves models (our first-use export); only ORT_DISABLE_TELEMETRY,
+    read when onnxruntime is imported, stops that (checked with strace, see
+    tests/models/test_no_telemetry.py). It is set for the import alone: embedstack changes no
+    one's environment (tests/models/test_offline.py).
+    """
+    if "onnxruntime" not in sys.modules:
+        given = os.environ.get(NO_TELEMETRY)
+        os.environ[NO_TELEMETRY] = "1"
+        try:
+            import onnxruntime  # noqa: F401
+        finally:
+            if given is None:
+                del os.environ[NO_TELEMETRY]
+            else:
+                os.environ[NO_TELEMETRY] = given
     import onnxruntime as ort
 
-    ort.disable_telemetry_events()  # ONNX Runtime's own usage events: nothing leaves the machine
+    ort.disable_telemetry_events()  # and its Windows (ETW) events
+    return ort
+
+
+def _session(onnx_path: Path, threads: int):
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

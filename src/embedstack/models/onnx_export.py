@@ -21,6 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from embedstack.errors import ModelNotFoundError
+from embedstack.models.onnx_backend import import_onnxruntime
 from embedstack.settings import get_settings
 
 RECIPE_VERSION = 3  # bump when export or quantisation changes: old cache entries are ignored
@@ -213,6 +214,8 @@ def quantize_int8(
 ) -> None:
     """Dynamic int8 quantisation of the weight MatMuls (activations are quantised at run time)."""
     import onnx
+
+    import_onnxruntime()  # first, so that its usage events are off
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     excluded = [

@@ -9,6 +9,8 @@ is measured, not assumed (runtime_choice.py). Compiled models are cached beside 
 from __future__ import annotations
 
 import queue
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ PRECISIONS = {"openvino": "f32", "openvino-bf16": "bf16"}
 def require_openvino(backend: str) -> None:
     """Fail early and clearly when the extra is missing or the CPU cannot do the precision."""
     try:
-        import openvino  # noqa: F401
+        _import_without_telemetry()
     except ImportError as exc:
         raise ModelLoadError(
             f"backend {backend!r} needs OpenVINO: pip install 'embedstack[openvino]'"
@@ -34,6 +36,25 @@ def require_openvino(backend: str) -> None:
             f"backend {backend!r} needs a CPU with AMX or AVX-512-BF16; this one is "
             f"{this_cpu().describe()}"
         )
+
+
+def _import_without_telemetry() -> None:
+    """`import openvino` imports its model converter (openvino.tools.ovc), whose import sends a
+    usage event to Google Analytics unless the user has opted out. We never convert (OpenVINO
+    compiles the ONNX file itself), so the converter is kept out while OpenVINO is imported:
+    openvino/__init__ treats it as absent (ImportError, caught there) and nothing is sent."""
+    if "openvino" in sys.modules:
+        return
+    converter = "openvino.tools.ovc"
+    placeholder = types.ModuleType(converter)  # no convert_model: the import of it fails
+    absent = converter not in sys.modules
+    if absent:
+        sys.modules[converter] = placeholder
+    try:
+        import openvino  # noqa: F401
+    finally:
+        if absent and sys.modules.get(converter) is placeholder:
+            del sys.modules[converter]
 
 
 class OpenVinoTransformer:

@@ -109,10 +109,10 @@ def choose(
 ) -> tuple[RuntimeChoice, Encoder | None]:
     """The cached choice for this model and machine, or a new measurement (then also the
     chosen model, already loaded, so that it is not loaded twice)."""
-    path = _cache_path(model, weights_id, candidates)
-    choice = _read(path)
+    choice = cached(model, weights_id, candidates)
     if choice is not None:
         return choice, None
+    path = _cache_path(model, weights_id, candidates)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         choice = _read(path)  # another process may have measured while we waited
@@ -123,6 +123,11 @@ def choose(
         tmp.write_text(json.dumps(choice.to_dict(), indent=1), encoding="utf-8")
         tmp.replace(path)
     return choice, loaded
+
+
+def cached(model: str, weights_id: str, candidates: Sequence[str]) -> RuntimeChoice | None:
+    """The choice measured before for this model and machine, or None (nothing is measured)."""
+    return _read(_cache_path(model, weights_id, candidates))
 
 
 def measure(

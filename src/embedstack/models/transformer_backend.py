@@ -22,7 +22,7 @@ from embedstack.models.onnx_backend import OnnxTransformer
 from embedstack.models.onnx_export import onnx_file, weight_files, weights_digest
 from embedstack.models.openvino_backend import PRECISIONS, OpenVinoTransformer, require_openvino
 from embedstack.models.registry import LoadRequest
-from embedstack.models.runtime_choice import AUTO, CANDIDATES, RuntimeChoice, choose
+from embedstack.models.runtime_choice import AUTO, CANDIDATES, RuntimeChoice, cached, choose
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
 
 TRANSFORMER_BACKENDS = ("onnx-int8", "onnx", "openvino", "openvino-bf16", "torch")
@@ -54,14 +54,28 @@ def runtime_choice_for(spec: ModelSpec) -> RuntimeChoice | None:
     return _spec_choice(spec)[0]
 
 
+def settled_runtime(spec: ModelSpec) -> str | None:
+    """What `auto` runs this catalog model on, without measuring now: the choice measured
+    before on this machine, else the first runtime the entry lists (int8 ONNX, the fastest on
+    every CPU measured so far but AMX ones). For loads on a request's path, which a minute of
+    measuring would time out; None when the entry has no choice to make."""
+    if AUTO not in spec.backends:
+        return None
+    candidates = [b for b in spec.backends if b in CANDIDATES]
+    choice = cached(spec.name, _weights_id(spec), candidates)
+    return choice.chosen if choice is not None else candidates[0]
+
+
 def _spec_choice(spec: ModelSpec) -> tuple[RuntimeChoice, Encoder | None]:
     candidates = [b for b in spec.backends if b in CANDIDATES]
+    return choose(spec.name, _weights_id(spec), candidates, lambda b: from_spec(spec, b))
+
+
+def _weights_id(spec: ModelSpec) -> str:
     location = spec.locate()
     if spec.onnx_only:
-        files = [location]
-    else:
-        files = weight_files(read_sbert_folder(location).transformer_dir)
-    return choose(spec.name, weights_digest(files), candidates, lambda b: from_spec(spec, b))
+        return weights_digest([location])
+    return weights_digest(weight_files(read_sbert_folder(location).transformer_dir))
 
 
 def resolve_onnx_file(request: LoadRequest) -> Encoder | None:

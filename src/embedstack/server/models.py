@@ -15,7 +15,14 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from embedstack.errors import InvalidInputError, ModelNotFoundError
-from embedstack.models import CATALOG, EmbeddingModel, ModelSpec, find_spec, load_model
+from embedstack.models import (
+    CATALOG,
+    EmbeddingModel,
+    ModelSpec,
+    find_spec,
+    load_model,
+    settled_runtime,
+)
 from embedstack.models.base import as_tokenized
 from embedstack.server.batching import EmbeddingBatcher
 from embedstack.server.metrics import Metrics
@@ -112,7 +119,14 @@ class ModelPool:
         with self._lock:  # loading is slow, but two loads of one model would be slower
             served = self._served.get(canonical)
             if served is None:
-                model = load_model(canonical, self._backend if canonical == self.default else None)
+                # The default model was loaded (its runtime measured) before serving began; one
+                # a request names takes the runtime measured before or int8, not a minute of
+                # measuring on the request's path (`embedstack models info` measures it)
+                if canonical == self.default:
+                    backend = self._backend
+                else:
+                    backend = settled_runtime(find_spec(canonical))
+                model = load_model(canonical, backend)
                 served = ServedModel(model, self._max_batch_tokens, self._metrics)
                 self._served[canonical] = served
             return served
