@@ -159,6 +159,20 @@ def run_embedstack(spec: dict) -> dict:
     }
 
 
+def peer_result(
+    seconds: float, setup: float, loaded: float, chunks: int, ranked: Ranked, **more: str
+) -> dict:
+    """What a peer's worker reports: its timing (parse = reading and splitting), size, ranking."""
+    return {
+        "seconds": seconds,
+        "setup_end": setup,
+        "chunks": chunks,
+        "ranked": ranked,
+        "parse": loaded - setup,
+        **more,
+    }
+
+
 def run_chroma(spec: dict) -> dict:
     """PersistentClient + SentenceTransformerEmbeddingFunction, collection.add(documents=...)."""
     import chromadb
@@ -189,13 +203,7 @@ def run_chroma(spec: dict) -> dict:
         [(docs[int(i)][0], -d) for i, d in zip(ids, dists, strict=True)]
         for ids, dists in zip(found["ids"], found["distances"], strict=True)
     ]
-    return {
-        "seconds": seconds,
-        "setup_end": setup,
-        "chunks": len(docs),
-        "ranked": ranked,
-        "parse": loaded - setup,
-    }
+    return peer_result(seconds, setup, loaded, len(docs), ranked)
 
 
 def run_langchain(spec: dict) -> dict:
@@ -239,13 +247,7 @@ def run_langchain(spec: dict) -> dict:
         ]
         for q in spec["queries"]
     ]
-    return {
-        "seconds": seconds,
-        "setup_end": setup,
-        "chunks": len(chunks),
-        "ranked": ranked,
-        "parse": loaded - setup,
-    }
+    return peer_result(seconds, setup, loaded, len(chunks), ranked)
 
 
 def run_txtai(spec: dict) -> dict:
@@ -264,14 +266,9 @@ def run_txtai(spec: dict) -> dict:
     found = embeddings.batchsearch(spec["queries"], spec["k"])
     built = embeddings.config.get("build", {}).get("settings", {})
     ranked = [[(docs[int(hit["id"])][0], float(hit["score"])) for hit in hits] for hits in found]
-    return {
-        "seconds": seconds,
-        "setup_end": setup,
-        "chunks": len(docs),
-        "ranked": ranked,
-        "parse": loaded - setup,
-        "info": f"faiss {built.get('components')}",
-    }
+    return peer_result(
+        seconds, setup, loaded, len(docs), ranked, info=f"faiss {built.get('components')}"
+    )
 
 
 def run_lancedb(spec: dict) -> dict:
@@ -300,13 +297,7 @@ def run_lancedb(spec: dict) -> dict:
         [(row["key"], -row["_distance"]) for row in table.search(q).limit(spec["k"]).to_list()]
         for q in spec["queries"]
     ]
-    return {
-        "seconds": seconds,
-        "setup_end": setup,
-        "chunks": len(docs),
-        "ranked": ranked,
-        "parse": loaded - setup,
-    }
+    return peer_result(seconds, setup, loaded, len(docs), ranked)
 
 
 WORKERS: dict[str, Callable[[dict], dict]] = {
