@@ -138,3 +138,18 @@ def test_cli_ray_flag(tmp_path, model, local_ray):
     assert result.exit_code == 1  # the truncated PDF and the empty file
     report = json.loads(result.stdout)
     assert report["unchanged"] == 2 and report["added"] == 5 and report["failed"] == 2
+
+
+def test_a_worker_without_the_drivers_runtime_embeds_on_its_own_choice(monkeypatch, model):
+    """The driver's `auto` may have picked a runtime (bf16 on an AMX CPU) that a worker's node
+    lacks: the worker then loads the model on its own choice instead of failing."""
+    from embedstack.ingest.distributed import ChunkEmbedder, ModelName
+    from embedstack.models.cpu import this_cpu
+
+    if this_cpu().has_bf16:
+        pytest.skip("this CPU runs bf16: no runtime here to lack")
+    monkeypatch.setenv("EMBEDSTACK_THREADS", "1")  # the actor sets it: undone after the test
+    embedder = ChunkEmbedder(ModelName(model.name, "openvino-bf16"))
+    assert embedder.model.backend == model.backend  # this machine's own `auto` choice
+    vector = embedder.model.encode(["a worker on another node"])
+    assert vector.shape == (1, model.dim)

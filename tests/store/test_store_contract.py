@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from embedstack.config import CollectionConfig
-from embedstack.errors import InvalidInputError
+from embedstack.errors import EmbedstackError, InvalidInputError
 from embedstack.store.base import KEYWORD, MANIFEST, FileRows, IngestStore
 from embedstack.store.factory import open_store
 from embedstack.store.filters import matches, parse_filter
@@ -215,6 +215,30 @@ def test_manifest_replaces_several_files_in_one_call(store):
     # The bad file is refused whole; c is old or new (Milvus writes file by file), never half.
     assert store.source("/docs/d.md") is None and store.get(["d#0"]) == []
     assert store.get(["c#0"])[0].text in ("c0", "c again")
+
+
+def test_a_file_failing_inside_a_batch_leaves_every_file_whole(store, request):
+    """A file whose rows fail inside the write (metadata JSON cannot hold) undoes the whole
+    batch on the stores with transactions (local, PostgreSQL): the file before it in the
+    batch keeps its old rows and entry. Milvus writes file by file: there it is old or new."""
+    if MANIFEST not in store.capabilities:
+        pytest.skip("no manifest capability")
+    old = SourceRecord("/docs/a.md", "h1", "r", "markdown", ("a#0",), 1.0)
+    store.replace_sources([FileRows(old, ["old a"], [{}], unit_vectors(1, DIM, 1))])
+    new = SourceRecord("/docs/a.md", "h2", "r", "markdown", ("a#0", "a#1"), 2.0)
+    bad = SourceRecord("/docs/e.md", "h1", "r", "markdown", ("e#0",), 2.0)
+    batch = [FileRows(new, ["new a0", "new a1"], [{}, {}], unit_vectors(2, DIM, 2)),
+             FileRows(bad, ["e0"], [{"when": object()}], unit_vectors(1, DIM, 3))]  # fmt: skip
+    with pytest.raises((EmbedstackError, TypeError, ValueError)):
+        store.replace_sources(batch)
+    assert store.source("/docs/e.md") is None and store.get(["e#0"]) == []
+    kept = store.source("/docs/a.md")
+    texts = [c.text for c in store.get(["a#0", "a#1"])]
+    if request.node.callspec.params["store"] in ("local", "postgresql"):
+        assert kept == old and texts == ["old a"]
+    else:
+        assert (kept, texts) in ((old, ["old a"]), (new, ["new a0", "new a1"]))
+    assert store.check() == []
 
 
 def test_a_healthy_store_checks_clean(filled):

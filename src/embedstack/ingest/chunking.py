@@ -8,7 +8,6 @@ tokens; those splitters either measure characters or lose the offsets.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,19 +182,18 @@ def _sections(document: Document) -> list[Span]:
 
 
 def _splitter(pattern: re.Pattern[str]) -> Callable[[str, int, int], list[Span]]:
-    """Split text[start:end] at a separator pattern into trimmed, non-empty spans (a partial,
-    not a closure: the chunker is pickled into ingest's worker process)."""
-    return functools.partial(_split_at, pattern)
+    """Split text[start:end] at a separator pattern into trimmed, non-empty spans."""
 
+    def split(text: str, start: int, end: int) -> list[Span]:
+        spans = []
+        piece_start = start
+        for match in pattern.finditer(text, start, end):
+            spans.append((piece_start, match.start()))
+            piece_start = match.end()
+        spans.append((piece_start, end))
+        return [trimmed for s, e in spans if (trimmed := _trim(text, s, e))]
 
-def _split_at(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[Span]:
-    spans = []
-    piece_start = start
-    for match in pattern.finditer(text, start, end):
-        spans.append((piece_start, match.start()))
-        piece_start = match.end()
-    spans.append((piece_start, end))
-    return [trimmed for s, e in spans if (trimmed := _trim(text, s, e))]
+    return split
 
 
 def _trim(text: str, start: int, end: int) -> Span | None:

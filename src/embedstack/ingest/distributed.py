@@ -261,7 +261,12 @@ class ChunkEmbedder:
         # One encoder thread per CPU Ray gave this actor, not one per core of the machine.
         os.environ["EMBEDSTACK_THREADS"] = "1"
         reload_settings()
-        self.model = load_model(model.name, model.backend)
+        try:
+            self.model = load_model(model.name, model.backend)
+        except ModelLoadError:
+            # The driver's runtime may be `auto`'s pick on its CPU (bf16 on AMX, OpenVINO)
+            # that this node lacks: this node's own choice embeds faithfully all the same.
+            self.model = load_model(model.name)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = np.zeros((len(batch["path"]), self.model.dim), dtype=np.float32)

@@ -9,6 +9,7 @@ so a crash leaves every file either as it was or fully updated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -16,7 +17,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,16 +310,18 @@ class Ingestor:
         in batches across files, by a token budget (each file still all or nothing)."""
         pending: list[Prepared] = []
         tokens = 0
-        for path, prepared in prepare_ahead(self.preparer, files, known):
-            if not isinstance(prepared, Prepared):  # unchanged or failed: nothing to embed
-                report_skipped(report, str(path), prepared)
-                files_done(1)
-                continue
-            pending.append(prepared)
-            tokens += prepared.tokens
-            if tokens >= self.batch_tokens:
-                self._commit(pending, report, files_done, chunks_done)
-                pending, tokens = [], 0
+        # closing(): on an error here the thread stops now, not when the generator is collected
+        with contextlib.closing(prepare_ahead(self.preparer, files, known)) as stream:
+            for path, prepared in stream:
+                if not isinstance(prepared, Prepared):  # unchanged or failed: nothing to embed
+                    report_skipped(report, str(path), prepared)
+                    files_done(1)
+                    continue
+                pending.append(prepared)
+                tokens += prepared.tokens
+                if tokens >= self.batch_tokens:
+                    self._commit(pending, report, files_done, chunks_done)
+                    pending, tokens = [], 0
         self._commit(pending, report, files_done, chunks_done)
 
     # ---- writing ---------------------------------------------------------------------------
@@ -380,7 +383,7 @@ class Ingestor:
 
 def prepare_ahead(
     preparer: FilePreparer, files: list[Path], known: dict[str, SourceRecord]
-) -> Iterator[tuple[Path, Prepared | FileProblem | None]]:
+) -> Generator[tuple[Path, Prepared | FileProblem | None], None, None]:
     """Each file prepared, in order, by a thread that keeps up to PREFETCH_FILES ahead: reading,
     hashing, parsing and chunking overlap the embedding of earlier files.
 

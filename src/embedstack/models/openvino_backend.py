@@ -42,7 +42,9 @@ def _import_without_telemetry() -> None:
     """`import openvino` imports its model converter (openvino.tools.ovc), whose import sends a
     usage event to Google Analytics unless the user has opted out. We never convert (OpenVINO
     compiles the ONNX file itself), so the converter is kept out while OpenVINO is imported:
-    openvino/__init__ treats it as absent (ImportError, caught there) and nothing is sent."""
+    openvino/__init__ treats it as absent (ImportError, caught there) and nothing is sent.
+    The one trace left: when embedstack imported OpenVINO first, `openvino.convert_model` is
+    missing in that process; `from openvino.tools.ovc import convert_model` still works."""
     if "openvino" in sys.modules:
         return
     converter = "openvino.tools.ovc"

@@ -32,6 +32,7 @@ from embedstack.errors import EmbedstackError
 from embedstack.models.cpu import this_cpu
 from embedstack.models.encoder import Encoder
 from embedstack.models.onnx_backend import cpu_threads
+from embedstack.models.onnx_export import RECIPE_VERSION
 from embedstack.progress import progress_bar
 from embedstack.settings import get_settings
 
@@ -133,7 +134,9 @@ def cached(model: str, weights_id: str, candidates: Sequence[str]) -> RuntimeCho
 def measure(
     model: str, candidates: Sequence[str], build: Callable[[str], Encoder]
 ) -> tuple[RuntimeChoice, Encoder]:
-    """Time every candidate on the calibration texts, one loaded at a time (bounded memory)."""
+    """Time every candidate on the calibration texts, loaded one after another: at most the
+    one being timed and the fastest faithful one so far (returned, so it is not loaded twice)
+    are held at once."""
     texts = calibration_texts()
     order = [REFERENCE, *(c for c in candidates if c != REFERENCE)]
     reference: np.ndarray | None = None
@@ -146,7 +149,8 @@ def measure(
             try:
                 encoder = build(backend)
                 seconds, vectors = _time(encoder, texts)
-            except (EmbedstackError, ImportError, RuntimeError, OSError) as exc:
+            except Exception as exc:  # any failure of one candidate (ONNX Runtime's own
+                # errors derive from Exception alone) is a row in the table, not a failed load
                 reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
                 if backend == REFERENCE:  # nothing to check the others against
                     raise EmbedstackError(f"no runtime can run {model}: {reason}") from exc
@@ -202,11 +206,12 @@ def _versions() -> dict[str, str]:
 
 
 def _cache_path(model: str, weights_id: str, candidates: Sequence[str]) -> Path:
-    """One file per model weights, CPU, thread count, library versions and candidate list."""
+    """One file per model weights, ONNX export recipe (int8's fidelity depends on it), CPU,
+    thread count, library versions and candidate list."""
     cpu = this_cpu()
     key = json.dumps(
-        [CHOICE_VERSION, weights_id, cpu.model, cpu.simd, cpu_threads(), _versions(),
-         list(candidates)]
+        [CHOICE_VERSION, RECIPE_VERSION, weights_id, cpu.model, cpu.simd, cpu_threads(),
+         _versions(), list(candidates)]
     )  # fmt: skip
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)[:80]

@@ -119,9 +119,10 @@ class ModelPool:
         with self._lock:  # loading is slow, but two loads of one model would be slower
             served = self._served.get(canonical)
             if served is None:
-                # The default model was loaded (its runtime measured) before serving began; one
-                # a request names takes the runtime measured before or int8, not a minute of
-                # measuring on the request's path (`embedstack models info` measures it)
+                # `embedstack serve` loads its own model (measuring its runtimes on first use)
+                # before the port opens (server/run.py). A model a request names takes the
+                # runtime measured before, else int8: measuring mpnet's runtimes would keep
+                # the request (and the lock) longer than a client waits.
                 if canonical == self.default:
                     backend = self._backend
                 else:
