@@ -61,14 +61,18 @@ def settled_runtime(spec: ModelSpec) -> str | None:
     measuring would time out; None when the entry has no choice to make."""
     if AUTO not in spec.backends:
         return None
-    candidates = [b for b in spec.backends if b in CANDIDATES]
+    candidates = _candidates(spec)
     choice = cached(spec.name, _weights_id(spec), candidates)
     return choice.chosen if choice is not None else candidates[0]
 
 
 def _spec_choice(spec: ModelSpec) -> tuple[RuntimeChoice, Encoder | None]:
-    candidates = [b for b in spec.backends if b in CANDIDATES]
-    return choose(spec.name, _weights_id(spec), candidates, lambda b: from_spec(spec, b))
+    return choose(spec.name, _weights_id(spec), _candidates(spec), lambda b: from_spec(spec, b))
+
+
+def _candidates(spec: ModelSpec) -> list[str]:
+    """The runtimes `auto` chooses among for this entry, in the order it lists them."""
+    return [b for b in spec.backends if b in CANDIDATES]
 
 
 def _weights_id(spec: ModelSpec) -> str:
