@@ -14,31 +14,12 @@ def machine() -> dict:
     """CPU model, cores, the SIMD flags that matter for inference, date and Python."""
     cpu = this_cpu()
     return {
-        "cpu": f"{cpu.model}{generation()}",
+        "cpu": f"{cpu.model} ({cpu.generation})" if cpu.generation else cpu.model,
         "cores": os.cpu_count(),
         "simd": list(cpu.simd),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
     }
-
-
-def generation() -> str:
-    """' (family 25 model 1)' from /proc/cpuinfo: these VMs name every EPYC "AMD EPYC", yet
-    two of them embedded the same query in 8.0 and 5.2 ms (docs/benchmarks.md, hybrid)."""
-    found: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() in ("cpu family", "model") and key.strip() not in found:
-                    found[key.strip()] = value.strip()
-                if len(found) == 2 or not line.strip():
-                    break
-    except OSError:
-        return ""
-    if len(found) < 2:
-        return ""
-    return f" (family {found['cpu family']} model {found['model']})"
 
 
 def cpu_line() -> str:

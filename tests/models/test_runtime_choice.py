@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +123,16 @@ def test_models_info_shows_the_measured_table(model):
     # Entries with nothing to choose (one backend) show no table.
     static = json.loads(run("models", "info", "glove-6b-50d", "--json").stdout)
     assert static["runtime"] is None
+
+
+def test_the_cpu_is_named_with_its_family_but_keyed_without_it():
+    """Cloud VMs name every EPYC alike; the family and model tell two apart in benchmarks,
+    while the runtime choice stays keyed by name and flags (no re-measuring for it)."""
+    cpu = this_cpu()
+    info = Path("/proc/cpuinfo")
+    if not info.is_file() or "cpu family" not in info.read_text():
+        pytest.skip("no /proc/cpuinfo with a cpu family line here")
+    text = info.read_text()
+    family = next(line for line in text.splitlines() if line.startswith("cpu family"))
+    assert cpu.generation.startswith(f"family {family.partition(':')[2].strip()} model ")
+    assert cpu.generation not in cpu.describe()
