@@ -172,12 +172,23 @@ def chroma_build(spec: dict, base: np.ndarray, folder: Path) -> None:
 def chroma_open(spec: dict, folder: Path) -> Callable[[np.ndarray, Any], np.ndarray]:
     import chromadb
 
-    coll = chromadb.PersistentClient(path=str(folder)).get_collection("vectors")
-    coll.query(query_embeddings=np.zeros((1, spec["dim"]), np.float32), n_results=K)
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    def load() -> Any:
+        coll = chromadb.PersistentClient(path=str(folder)).get_collection("vectors")
+        coll.query(query_embeddings=np.zeros((1, spec["dim"]), np.float32), n_results=K)
+        return coll
+
+    coll = load()
 
     def search(q: np.ndarray, ef: Any) -> np.ndarray:
+        nonlocal coll
         if coll.configuration.get("hnsw", {}).get("ef_search") != ef:
+            # Chroma applies ef_search when it loads the HNSW segment, not to one already
+            # loaded (a plain modify left recall flat across the sweep): reload it.
             coll.modify(configuration={"hnsw": {"ef_search": ef}})
+            SharedSystemClient.clear_system_cache()
+            coll = load()
         res = coll.query(query_embeddings=q, n_results=K, include=[])
         return np.array([[int(i) for i in ids] + [-1] * (K - len(ids)) for ids in res["ids"]])
 

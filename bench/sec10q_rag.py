@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/sec10q_rag.py [--modes extractive,generative,auto]
         [--llm smollm2 | --llm openai:NAME --base-url URL] [--collection /tmp/sec10q-kb]
-        [--limit N] [--k 5]
+        [--limit N] [--k 5] [--details answers.jsonl]
 
 The collection is built once with `Collection.ingest` (reused when it exists). For each question
 and mode:
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import json
 import platform
 import re
 import statistics
@@ -55,7 +56,8 @@ def run(kb: Collection, rows: list[dict], mode: str, args: argparse.Namespace) -
         seconds.append(time.perf_counter() - started)
         glob = row["Source Docs"]
         names = {c.chunk_id: Path(c.source).name for c in answer.sources}
-        tally["cited"] += any(fnmatch.fnmatch(names[c.chunk_id], glob) for c in answer.citations)
+        cited = any(fnmatch.fnmatch(names[c.chunk_id], glob) for c in answer.citations)
+        tally["cited"] += cited
         tally["sourced"] += any(fnmatch.fnmatch(name, glob) for name in names.values())
         tally["valid"] += all(c.chunk_id in names for c in answer.citations)
         tally["answered"] += answer.grounded
@@ -66,6 +68,14 @@ def run(kb: Collection, rows: list[dict], mode: str, args: argparse.Namespace) -
         if gold:
             with_number += 1
             tally["number"] += bool(gold & numbers(answer.text))
+        if args.details:
+            with open(args.details, "a", encoding="utf-8") as out:
+                out.write(json.dumps({
+                    "mode": mode, "question": number, "answered_by": answer.mode,
+                    "gold_cited": cited, "gold_number": bool(gold & numbers(answer.text)) if gold
+                    else None, "seconds": round(seconds[-1], 3), "text": answer.text,
+                    "llm_text": answer.raw_text, "fallback": answer.fallback,
+                }) + "\n")  # fmt: skip
         print(f"{mode[:4]} {number:3d} {seconds[-1]:5.1f}s {answer.mode[:3]} "
               f"{answer.text[:90]!r}", flush=True)  # fmt: skip
     n = len(rows)
@@ -92,6 +102,7 @@ def main() -> None:
     parser.add_argument("--collection", type=Path, default=Path("/tmp/sec10q-kb"))
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--details", type=Path, help="append one JSON line per answer here")
     args = parser.parse_args()
     kb = Collection.open(args.collection)
     if not kb.sources():

@@ -10,10 +10,12 @@ import pytest
 
 from embedstack import Collection
 from embedstack.errors import InvalidInputError, LLMError
+from embedstack.rag.asking import dodges
 from embedstack.rag.attribution import attribute, split_answer
 from embedstack.rag.evidence import highlight, rank_evidence, split_sources
 from embedstack.rag.loader import load_llm
 from embedstack.sentences import sentence_spans
+from embedstack.types import Chunk, Hit
 
 # A filing page as the PDF loader gives it: prose wrapped at a fixed width, then a table.
 FILING = (
@@ -69,6 +71,23 @@ def test_the_figure_a_question_asks_for_is_highlighted():
     found = [who[s:e] for s, e in highlight("Who leads the storage team?", who)]
     assert found == ["Ada Lovelace"]  # not "She" opening a sentence, not the month
     assert highlight("Is the cache safe to delete?", text) == []
+
+
+def test_an_answer_without_the_figure_asked_for_dodges_the_question():
+    """Auto mode keeps an LLM answer only when it states what the question asks for and the
+    sources hold: an amount, a date, a name; questions asking for none of these pass."""
+    sources = [Hit(Chunk(key, NOTES[key]), 0.9) for key in ("filing", "team", "onnx")]
+    question = "What were total net sales in the quarter?"
+    why = dodges(question, "The Company's net sales fell in the quarter.", sources)
+    assert "states none of what the question asks for" in why and "$ 39,669" in why
+    assert dodges(question, "Total net sales were $81,797 million.", sources) == ""
+    assert dodges(question, "Net sales were 82,959 million dollars.", sources) == ""
+    assert dodges(question, "Net sales were $1 billion.", sources)  # a figure, not theirs
+    who = "Who leads the storage team?"
+    assert dodges(who, "The storage team has a leader.", sources)
+    assert dodges(who, "Ada Lovelace leads it.", sources) == ""
+    assert dodges("Where are ONNX files cached?", "In the cache folder.", sources) == ""
+    assert dodges(question, "Sales fell.", [Hit(Chunk("onnx", NOTES["onnx"]), 0.9)]) == ""
 
 
 def test_extractive_answers_quote_stored_text_exactly(kb):

@@ -11,7 +11,15 @@ from embedstack.errors import InvalidInputError, LLMError
 from embedstack.models.base import EmbeddingModel
 from embedstack.rag.answer import Answer, Citation, marked
 from embedstack.rag.attribution import AnswerSentence, attribute, split_answer
-from embedstack.rag.evidence import Evidence, Sentences, rank_evidence, split_sources
+from embedstack.rag.evidence import (
+    Evidence,
+    Sentences,
+    content_words,
+    highlight,
+    numbers,
+    rank_evidence,
+    split_sources,
+)
 from embedstack.rag.llm import ChatModel, ContextWindowError, Message
 from embedstack.rag.prompt import NO_ANSWER, build_prompt, source_label
 from embedstack.sentences import sentence_spans
@@ -31,9 +39,10 @@ MAX_QUESTION_CHARS = 4000  # a question, not a document: longer ones are refused
 EXTRACT_SOURCES = 4
 EXTRACT_MARGIN = 0.3
 EVIDENCE_SHOWN = 5  # evidence sentences every answer carries
-# Per source, what the LLM reads instead of the whole chunk: SEC prompts of 630 tokens (median)
-# instead of 807 with three sentences, 2,000 with whole chunks (docs/benchmarks.md).
-PROMPT_SENTENCES = 2
+# Per source, what the LLM reads instead of the whole chunk: its best sentence. SEC prompts of
+# 425 tokens (median) instead of 627 with two sentences, 2,000 with whole chunks; on 2 AVX2
+# cores SmolLM2 reads them in ~1.8 s (docs/benchmarks.md), within the 3 s an answer may take.
+PROMPT_SENTENCES = 1
 REWRITE_SYSTEM = (
     "Rewrite the user's last question as one standalone question that can be understood "
     "without the conversation. Reply with the question only."
@@ -170,6 +179,9 @@ def ask(
                 "the LLM's answer is not supported by the sources: " +
                 next(s.reason for s in checked if not s.supported))  # fmt: skip
             return replace(quoted(why), raw_text=raw)
+        dodged = dodges(question, " ".join(s.text for s in checked), prompt.sources)
+        if mode == "auto" and dodged:
+            return replace(quoted(dodged), raw_text=raw)
         cited = list(dict.fromkeys(n for s in checked for n in s.sources))
         return replace(
             base, text=" ".join(marked(s.text, s.sources) for s in checked),
@@ -221,9 +233,9 @@ def extractive(base: Answer, evidence: list[Evidence], hits: list[Hit], reason: 
 
 
 def excerpts(hits: list[Hit], evidence: list[Evidence]) -> list[Hit]:
-    """Each source cut to its best few sentences, in their order in the chunk: on a CPU without
-    AVX-512, llama.cpp reads ~150 prompt tokens a second, so whole chunks cost SmolLM2 10-15 s
-    an answer (docs/benchmarks.md)."""
+    """Each source cut to its best PROMPT_SENTENCES sentences, in their order in the chunk: on
+    a CPU without AVX-512, llama.cpp reads ~230 prompt tokens a second, so whole chunks would
+    cost SmolLM2 ~9 s an answer (docs/benchmarks.md)."""
     out = []
     for number, hit in enumerate(hits, start=1):
         best = sorted([e for e in evidence if e.source == number], key=lambda e: -e.score)
@@ -231,6 +243,22 @@ def excerpts(hits: list[Hit], evidence: list[Evidence]) -> list[Hit]:
         text = " … ".join(" ".join(e.text.split()) for e in kept) or hit.text
         out.append(Hit(Chunk(hit.id, text, hit.metadata), hit.score, hit.scores_by_stage))
     return out
+
+
+def dodges(question: str, answer: str, given: list[Hit]) -> str:
+    """Why `answer` does not answer, or "": the question asks for an amount, a date or a name,
+    the sources the LLM read state some, and the answer states none of them ("iPhone revenue
+    grew, as the data shows" for "how much iPhone revenue?"). Such a sentence passes the
+    check, as it says nothing false, but it answers nothing: "auto" quotes the sources instead
+    (on the SEC questions, 6 of 17 LLM answers kept lost the gold figure the quotes held)."""
+    wanted = [hit.text[a:b] for hit in given for a, b in highlight(question, hit.text)]
+    stated, words = numbers(answer), content_words(answer)
+    if not wanted or any(
+        numbers(value) & stated if numbers(value) else content_words(value) & words
+        for value in wanted
+    ):
+        return ""
+    return f"the LLM's answer states none of what the question asks for (a source: {wanted[0]!r})"
 
 
 def _of_sources(sentences: Sentences, count: int) -> Sentences:
