@@ -171,7 +171,6 @@ def chroma_build(spec: dict, base: np.ndarray, folder: Path) -> None:
 
 def chroma_open(spec: dict, folder: Path) -> Callable[[np.ndarray, Any], np.ndarray]:
     import chromadb
-
     from chromadb.api.shared_system_client import SharedSystemClient
 
     def load() -> Any:
