@@ -179,8 +179,9 @@ def ask(
                 "the LLM's answer is not supported by the sources: " +
                 next(s.reason for s in checked if not s.supported))  # fmt: skip
             return replace(quoted(why), raw_text=raw)
-        dodged = dodges(question, " ".join(s.text for s in checked), prompt.sources)
-        if mode == "auto" and dodged:
+        if mode == "auto" and (
+            dodged := dodges(question, " ".join(s.text for s in checked), prompt.sources)
+        ):
             return replace(quoted(dodged), raw_text=raw)
         cited = list(dict.fromkeys(n for s in checked for n in s.sources))
         return replace(

@@ -6,7 +6,7 @@ in under a second (transformers needs ~8 s, ~35 s the first time) and generates 
 (docs/benchmarks.md).
 
 Prompt, stop strings and repetition penalty are `LocalChatModel`'s, so the text is the same
-except after two nearly tied tokens: llama.cpp multiplies the Q4_1 weights with activations
+except after two nearly tied tokens: llama.cpp multiplies the 8-bit weights with activations
 rounded to 8 bits, transformers computes in fp32, and logits differ by up to ~0.3. Given the
 weights in F32, llama.cpp gives transformers' text (tests/rag/test_llamacpp.py).
 """
