@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +138,20 @@ def test_the_cpu_is_named_with_its_family_but_keyed_without_it():
     family = next(line for line in text.splitlines() if line.startswith("cpu family"))
     assert cpu.generation.startswith(f"family {family.partition(':')[2].strip()} model ")
     assert cpu.generation not in cpu.describe()
+
+
+def test_openvino_first_calls_from_two_threads_at_once_finish():
+    """A fresh process whose first OpenVINO inferences run on two threads at once: before the
+    first calls were serialised this could deadlock in OpenVINO's bindings (seen in CI)."""
+    pytest.importorskip("openvino")
+    script = (
+        "from embedstack import load_model\n"
+        "model = load_model('all-MiniLM-L6-v2', backend='openvino')\n"
+        "vectors = model.encode([f'passage {n} about threads and locks' for n in range(64)])\n"
+        "print(len(vectors))\n"
+    )
+    for _ in range(3):  # the race was rare: a few fresh processes
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0 and done.stdout.strip() == "64", done.stderr[-2000:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from embedstack.models.onnx_backend import MAX_SESSIONS, cpu_threads
 from embedstack.settings import get_settings
 
 PRECISIONS = {"openvino": "f32", "openvino-bf16": "bf16"}
+# OpenVINO's Python bindings set up static state inside the first `infer` of a process; two
+# threads making that first call at once deadlocked (one in a C++ static-init guard waiting
+# for the GIL, the other holding the GIL waiting for the guard: seen in a CI run while the
+# runtime choice measured OpenVINO). The first calls run one at a time; later ones do not.
+_FIRST_INFER = threading.Lock()
+_warm = False
 
 
 def require_openvino(backend: str) -> None:
@@ -95,9 +102,15 @@ class OpenVinoTransformer:
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Thread-safe: each concurrent call gets an infer request of its own."""
         feed = {name: array for name, array in batch.items() if name in self._input_names}
+        global _warm
         request = self._free.get()
         try:
-            request.infer(feed)
+            if _warm:
+                request.infer(feed)
+            else:
+                with _FIRST_INFER:
+                    request.infer(feed)
+                    _warm = True
             # Copied: the request reuses its output buffer on the next call.
             return np.array(request.get_output_tensor(self._output).data, copy=True)
         finally:
