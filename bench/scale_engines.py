@@ -332,7 +332,7 @@ def pg_build(spec: dict, base: np.ndarray, folder: Path) -> None:
             for start, block in blocks(base):
                 for i, row in enumerate(block):
                     copy.write_row((start + i, "[" + ",".join(f"{x:.7g}" for x in row) + "]"))
-        conn.execute("SET maintenance_work_mem = '2GB'")
+        conn.execute("SET maintenance_work_mem = '4GB'")
         conn.execute(f"SET max_parallel_maintenance_workers = {p.get('workers', 1)}")
         conn.execute(
             f"CREATE INDEX ON v USING hnsw (e vector_ip_ops) "

@@ -10,9 +10,9 @@ import pytest
 
 from embedstack import Collection
 from embedstack.errors import InvalidInputError, LLMError
-from embedstack.rag.asking import dodges
-from embedstack.rag.attribution import attribute, split_answer
-from embedstack.rag.evidence import highlight, rank_evidence, split_sources
+from embedstack.rag.asking import dodges, strays
+from embedstack.rag.attribution import AnswerSentence, attribute, miscompared, split_answer
+from embedstack.rag.evidence import Evidence, highlight, rank_evidence, split_sources
 from embedstack.rag.loader import load_llm
 from embedstack.sentences import sentence_spans
 from embedstack.types import Chunk, Hit
@@ -134,6 +134,38 @@ def test_attribution_marks_an_invented_sentence_unsupported_and_a_copied_one_sup
                       kb.model, threshold=0.5)  # fmt: skip
     assert not named[0].supported and named[0].reason == "grace, hopper not in the sources"
     assert split_answer("Yes [1]. It is [2, 3].\n[4]") == [("Yes.", [1]), ("It is.", [2, 3, 4])]
+
+
+def test_a_sentence_that_gets_its_own_figures_backwards_is_unsupported(kb):
+    """Both figures are in the filing; the comparison between them is false."""
+    question = "What were total net sales in the quarter?"
+    sentences = split_sources(kb.search(question, k=2), kb.model)
+    wrong, right = attribute(
+        "Total net sales were $81,797 million, higher than the $82,959 million a year before. "
+        "Total net sales were $81,797 million, lower than the $82,959 million a year before.",
+        question, sentences, kb.model,
+    )  # fmt: skip
+    assert right.supported and not wrong.supported
+    assert wrong.reason == "$81,797 million against $82,959 million: not higher"
+    assert miscompared("iPhone sales fell from $ 40,665 to $ 39,669.") == ""
+    assert miscompared("iPhone sales rose from $ 40,665 to $ 39,669.").endswith("not up")
+    assert miscompared("The rate of 2.1% is above 21% and higher than 0.5%.") == ""
+    assert miscompared("At 2.1%, the rate is higher than 21%.") == "2.1% against 21%: not higher"
+    assert miscompared("$3.2 billion is more than $900 million.") == ""  # scale words count
+    assert miscompared("Sales in 2023 were lower than in 2022.") == ""  # years: not amounts
+    assert miscompared("Costs came in $3 million more than the $10 million planned.") == ""
+
+
+def test_an_answer_that_leaves_out_the_best_source_strays():
+    evidence = [
+        Evidence(2, "b", 0, 10, "Best line.", 0.8),
+        Evidence(1, "a", 0, 9, "Next one.", 0.7),
+    ]
+    uses = [AnswerSentence("It says the best line.", True, 0.9, [2, 1])]
+    elsewhere = [AnswerSentence("It says the next one.", True, 0.9, [1])]
+    assert strays(uses, evidence, given=2) == ""
+    assert strays(elsewhere, evidence, given=2).endswith("source [2], the one that best answers")
+    assert strays(elsewhere, evidence, given=1) == ""  # the LLM never read source 2
 
 
 def test_ranking_prefers_the_sentence_that_names_what_was_asked(kb):

@@ -5,7 +5,8 @@ Support is the collection's embedding model's cosine between the answer sentence
 sentence, plus two checks an embedding cannot make: every number in the answer sentence must
 be in the sources, and so must every name (a capitalised word that is not in the question).
 A 135M model that writes "$1.1 trillion" where the filing says "$81,797 million" is caught by
-the second, not the first.
+the second, not the first. Last, a sentence must not contradict its own figures ("2.1%, which
+is higher than the 21% statutory rate"): each number can be in the sources and the claim false.
 """
 
 from __future__ import annotations
@@ -33,6 +34,25 @@ NUMBER_SUPPORT_THRESHOLD = 0.45
 SUPPORT_BAND = 0.05
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+# An amount a comparison can be checked on: dollars or a percentage, with its scale word.
+_SCALES = "thousand|million|billion|trillion"
+_AMOUNT_TEXT = rf"(?:\$\s*)?\d[\d,]*(?:\.\d+)?(?:\s*(?:{_SCALES}))?(?:\s*%|\s*percent\b)?"
+_AMOUNT = re.compile(
+    rf"(?P<dollar>\$\s*)?(?P<value>\d[\d,]*(?:\.\d+)?)(?:\s*(?P<scale>{_SCALES}))?"
+    r"(?P<percent>\s*%|\s*percent\b)?",
+    re.IGNORECASE,
+)
+_SCALE = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+_THAN = re.compile(
+    r"\b(?P<way>higher|greater|more|larger|bigger|lower|less|smaller|fewer)\s+than\b", re.I
+)
+_LESS = {"lower", "less", "smaller", "fewer"}
+_FROM_TO = re.compile(rf"\bfrom\s+(?P<a>{_AMOUNT_TEXT})\s+to\s+(?P<b>{_AMOUNT_TEXT})", re.I)
+_CHANGE = re.compile(
+    r"\b(?:(?P<up>increas|rose|rise|rising|grew|grow|climb|jump)"
+    r"|(?P<down>decreas|declin|fell|fall|drop|shrank))",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,8 @@ def attribute(
             reason = f"{', '.join(sorted(stated - source_numbers))} not in the sources"
         elif missing_names:
             reason = f"{', '.join(sorted(missing_names))} not in the sources"
+        elif wrong := miscompared(text):
+            reason = wrong
         # Cited: the sources of the sentences stating its numbers, else of the closest ones.
         backing = [i for i in order if unit_numbers[i] & stated] or [
             i for i in order if row[i] >= best - SUPPORT_BAND
@@ -120,3 +142,37 @@ def attribute(
             )  # fmt: skip
         )
     return checked
+
+
+def miscompared(text: str) -> str:
+    """The comparison of two amounts that `text` gets backwards, or "": "2.1% is higher than
+    21%", "sales fell from $5 billion to $6 billion". Only dollars against dollars and
+    percentages against percentages are compared (never years or counts, whose words vary)."""
+    for match in _THAN.finditer(text):  # "A is higher than B"
+        before = [m for m in _AMOUNT.finditer(text, 0, match.start()) if m[0].strip()]
+        after = _AMOUNT.search(text, match.end())
+        # "$3 million more than" states a difference, not a comparison: not checked
+        if before and after and text[before[-1].end() : match.start()].strip():
+            wrong = _backwards(before[-1], after, match["way"].lower() in _LESS, match["way"])
+            if wrong:
+                return wrong
+    for match in _FROM_TO.finditer(text):  # "increased from A to B"
+        ways = list(_CHANGE.finditer(text, 0, match.start()))
+        first, second = _AMOUNT.fullmatch(match["a"]), _AMOUNT.fullmatch(match["b"])
+        if ways and first and second:
+            up = ways[-1]["up"] is not None
+            if wrong := _backwards(first, second, up, "up" if up else "down"):
+                return wrong
+    return ""
+
+
+def _backwards(first: re.Match[str], second: re.Match[str], second_bigger: bool, said: str) -> str:
+    """Why "first … second" contradicts `second_bigger`, or "" (also when not comparable)."""
+    kinds = [(bool(m["dollar"]), bool(m["percent"])) for m in (first, second)]
+    if kinds[0] != kinds[1] or kinds[0] == (False, False):
+        return ""
+    a, b = (float(m["value"].replace(",", "")) * _SCALE[(m["scale"] or "").lower()]
+            for m in (first, second))  # fmt: skip
+    if a == b or (b > a) == second_bigger:
+        return ""
+    return f"{first[0].strip()} against {second[0].strip()}: not {said.lower()}"
