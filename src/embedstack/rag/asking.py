@@ -268,7 +268,7 @@ def strays(checked: list[AnswerSentence], evidence: list[Evidence], given: int) 
     """Why `checked` leaves out the source that best answers the question, or "". Every
     sentence may be true of some source and the answer still be about something else: on the
     SEC questions, 3 of the 15 LLM answers kept by the checks above drew only on lesser sources
-    ("the new risk factor mentioned in the first sentence is COVID-19"), and each was worse
+    ("the new risk factor mentioned in the first sentence is COVID-19"), and none was better
     than quoting the best one (docs/benchmarks.md). "auto" quotes the sources instead."""
     best = next((item.source for item in evidence if item.source <= given), None)
     if best is None or any(best in sentence.sources for sentence in checked):

@@ -149,7 +149,7 @@ def miscompared(text: str) -> str:
     21%", "sales fell from $5 billion to $6 billion". Only dollars against dollars and
     percentages against percentages are compared (never years or counts, whose words vary)."""
     for match in _THAN.finditer(text):  # "A is higher than B"
-        before = [m for m in _AMOUNT.finditer(text, 0, match.start()) if m[0].strip()]
+        before = list(_AMOUNT.finditer(text, 0, match.start()))
         after = _AMOUNT.search(text, match.end())
         # "$3 million more than" states a difference, not a comparison: not checked
         if before and after and text[before[-1].end() : match.start()].strip():
