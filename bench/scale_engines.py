@@ -324,10 +324,11 @@ def pg_build(spec: dict, base: np.ndarray, folder: Path) -> None:
     import psycopg
 
     p = spec["params"]
+    kind = p.get("vectors", "vector")  # or halfvec
     server = pg_server(folder)
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute(f"CREATE TABLE v (id bigint PRIMARY KEY, e vector({base.shape[1]}))")
+        conn.execute(f"CREATE TABLE v (id bigint PRIMARY KEY, e {kind}({base.shape[1]}))")
         with conn.cursor().copy("COPY v (id, e) FROM STDIN") as copy:
             for start, block in blocks(base):
                 for i, row in enumerate(block):
@@ -335,7 +336,7 @@ def pg_build(spec: dict, base: np.ndarray, folder: Path) -> None:
         conn.execute("SET maintenance_work_mem = '4GB'")
         conn.execute(f"SET max_parallel_maintenance_workers = {p.get('workers', 1)}")
         conn.execute(
-            f"CREATE INDEX ON v USING hnsw (e vector_ip_ops) "
+            f"CREATE INDEX ON v USING hnsw (e {kind}_ip_ops) "
             f"WITH (m = {p['M']}, ef_construction = {p['ef_construction']})"
         )
         conn.execute("CHECKPOINT")
@@ -347,6 +348,7 @@ def pg_open(spec: dict, folder: Path) -> Callable[[np.ndarray, Any], np.ndarray]
     server = pg_server(folder)
     conn = psycopg.connect(server.get_uri(), autocommit=True)
     spec["_pg"] = (server, conn)
+    kind = spec["params"].get("vectors", "vector")
 
     def search(q: np.ndarray, ef: Any) -> np.ndarray:
         conn.execute(f"SET hnsw.ef_search = {max(ef, K)}")
@@ -354,7 +356,7 @@ def pg_open(spec: dict, folder: Path) -> Callable[[np.ndarray, Any], np.ndarray]
         for i, vec in enumerate(q):
             lit = "[" + ",".join(f"{x:.7g}" for x in vec) + "]"
             rows = conn.execute(
-                "SELECT id FROM v ORDER BY e <#> %s::vector LIMIT %s", (lit, K)
+                f"SELECT id FROM v ORDER BY e <#> %s::{kind} LIMIT %s", (lit, K)
             ).fetchall()
             out[i, : len(rows)] = [r[0] for r in rows]
         return out

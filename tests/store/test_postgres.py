@@ -34,9 +34,9 @@ from tests.store.test_filters import (
 DIM = 8
 
 
-def _open(server, table: str, folder: Path, dim: int = DIM):
-    config = CollectionConfig(model="pg-test", dim=dim, store=server.url_for(table))
-    return open_store(folder, config)
+def _open(server, table: str, folder: Path, dim: int = DIM, vectors: str = ""):
+    url = server.url_for(table) + (f"&vectors={vectors}" if vectors else "")
+    return open_store(folder, CollectionConfig(model="pg-test", dim=dim, store=url))
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +274,54 @@ def test_rows_round_trip_exactly(postgres_server, tmp_path):
         assert [type(v) for v in chunk.metadata.values()] == [type(v) for v in odd.values()]
     finally:
         store.close()
+
+
+def test_halfvec_tables_take_half_the_index_and_keep_their_type(postgres_server, tmp_path):
+    """`?vectors=halfvec`: float16 column and HNSW index, about half the size of float32's for
+    the same rows; searches find the same nearest rows with scores within half precision; the
+    type is fixed when the tables are created."""
+    import psycopg
+
+    from embedstack.store.postgres import connection_url
+
+    vectors, ids = unit_vectors(300, 384, 9), [f"v{i}" for i in range(300)]
+    stores = {
+        kind: _open(postgres_server, f"kinds_{kind}", tmp_path / kind, 384, kind)
+        for kind in ("vector", "halfvec")
+    }
+    try:
+        for store in stores.values():
+            store.upsert(ids, ids, [{}] * len(ids), vectors)
+        with psycopg.connect(connection_url(postgres_server.url)) as conn:
+            kinds, sizes = {}, {}
+            for kind in stores:
+                kinds[kind] = conn.execute(
+                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attname = 'embedding'",
+                    (f"kinds_{kind}",),
+                ).fetchone()[0]
+                sizes[kind] = conn.execute(
+                    "SELECT pg_relation_size(%s::regclass)", (f"kinds_{kind}__hnsw",)
+                ).fetchone()[0]
+        assert kinds == {"vector": "vector(384)", "halfvec": "halfvec(384)"}
+        assert sizes["halfvec"] < 0.7 * sizes["vector"]  # 0.65 here; 8 kB pages, graph links
+        half = stores["halfvec"]
+        np.testing.assert_allclose(half.vectors(ids[:5]), vectors[:5], atol=1e-3)
+        for row in (0, 7, 123):
+            found = half.dense(vectors[row : row + 1], k=5)[0]
+            assert found[0][0] == ids[row] and found[0][1] == pytest.approx(1.0, abs=2e-3)
+            for id_, score in found:
+                exact = float(vectors[int(id_[1:])] @ vectors[row])
+                assert score == pytest.approx(exact, abs=2e-3)
+    finally:
+        for store in stores.values():
+            store.close()
+    reopened = _open(postgres_server, "kinds_halfvec", tmp_path / "again", dim=384)
+    try:  # without ?vectors= the tables' own type is used
+        assert reopened.dense(vectors[:1], k=1)[0][0][0] == ids[0]
+    finally:
+        reopened.close()
+    with pytest.raises(CollectionError, match="holds halfvec vectors"):
+        _open(postgres_server, "kinds_halfvec", tmp_path / "x", 384, "vector")
+    with pytest.raises(InvalidInputError, match="vectors='float8'"):
+        _open(postgres_server, "kinds_other", tmp_path / "y", 384, "float8")

@@ -12,10 +12,13 @@ pass through the URL (`?host=/run/postgresql`, `sslmode=require`,
 `options=-csearch_path%3Dmyschema`); the password comes from PGPASSWORD or ~/.pgpass, never
 from collection.toml.
 
-* **Vectors**: `vector(dim)` (float32, as given) with an HNSW index on inner product (vectors
-  are unit length, so this is cosine). Filtered searches use pgvector's iterative index scans,
-  and when a search still comes back short of k while more rows match (a very selective
-  filter), it is run again exactly (sequential scan), so k hits come back whenever k rows match.
+* **Vectors**: `vector(dim)` (float32, as given), or `halfvec(dim)` with `?vectors=halfvec` in
+  the URL when the tables are created (float16: 0.57x the HNSW index at 10⁵ rows, the same
+  recall, scores within ~1e-3; docs/benchmarks.md), with an HNSW index on inner product
+  (vectors are unit length, so this is cosine). Filtered searches use pgvector's iterative
+  index scans, and when a search still comes back short of k while more rows match (a very
+  selective filter), it is run again exactly (sequential scan), so k hits come back whenever
+  k rows match.
 * **Metadata**: `json` as given (verbatim: `jsonb` would give 1e300 back as an int), plus
   `fields` (`jsonb`), the filterable values written so that SQL compares them exactly as
   `filters.matches` does (postgres_filters.py), with a GIN index.
@@ -74,6 +77,8 @@ MAX_EF_SEARCH = 1000  # pgvector's limit for hnsw.ef_search
 # Metadata fields indexed with the text, as the local store does: they name what it is about.
 INDEXED_FIELDS = ("title", "heading", "file_name")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+VECTOR_TYPES = ("vector", "halfvec")  # pgvector's float32 and float16 columns
+_OWN_PARAMETERS = ("table", "vectors")  # the URL's parameters that are ours, not libpq's
 
 
 def table_name(url: str, folder: Path) -> str:
@@ -92,10 +97,25 @@ def table_name(url: str, folder: Path) -> str:
     return f"es_{stem}"[:48]
 
 
+def vector_type(url: str) -> str | None:
+    """The column type `?vectors=` in the URL asks for (None: whatever the tables hold, and
+    `vector` for new ones)."""
+    asked = dict(parse_qsl(urlsplit(url).query)).get("vectors")
+    if asked is not None and asked not in VECTOR_TYPES:
+        raise InvalidInputError(
+            f"vectors={asked!r} in the store URL: use {' or '.join(VECTOR_TYPES)}"
+        )
+    return asked
+
+
 def connection_url(url: str) -> str:
-    """The URL as libpq reads it: our own `table` parameter removed, the scheme `postgresql`."""
+    """The URL as libpq reads it: our own parameters removed, the scheme `postgresql`."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "table"]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k not in _OWN_PARAMETERS
+    ]
     encoded = urlencode(query, quote_via=quote)  # libpq reads %20 as a space, not "+"
     return urlunsplit(("postgresql", parts.netloc, parts.path, encoded, ""))
 
@@ -143,6 +163,7 @@ class PostgresStore:
     ) -> None:
         self.dim = dim
         self.table = table_name(url, folder)
+        self._vectors = vector_type(url) or "vector"
         self.where = f"PostgreSQL at {shown_url(url)} (table {self.table})"
         self._ef_search = min(max(ef_search, 1), MAX_EF_SEARCH)
         self._hnsw_m = min(max(hnsw_m, 2), 100)
@@ -161,7 +182,7 @@ class PostgresStore:
         with self._errors():
             # One direct connection first: an unreachable server fails here at once, clearly.
             with self._connect() as conn:
-                self._config = self._open_tables(conn, language)
+                self._config = self._open_tables(conn, language, vector_type(url))
             self._pool.open(wait=False)
 
     # ---- connections and errors ---------------------------------------------------------------
@@ -243,9 +264,10 @@ class PostgresStore:
 
     # ---- tables -------------------------------------------------------------------------------
 
-    def _open_tables(self, conn: psycopg.Connection, language: str) -> str:
+    def _open_tables(self, conn: psycopg.Connection, language: str, vectors: str | None) -> str:
         """Create the tables on first open (nothing is written when they exist); check the
-        dimension; return the text-search configuration the keyword index was built with."""
+        dimension and the vector type; return the text-search configuration the keyword index
+        was built with."""
         state = self._read_state(conn)
         if state is None:
             with conn.transaction():
@@ -260,7 +282,24 @@ class PostgresStore:
             raise CollectionError(
                 f"{self.where} holds {dim}-d vectors; this collection's model gives {self.dim}-d"
             )
+        held = self._column_type(conn)
+        if vectors is not None and vectors != held:
+            raise CollectionError(
+                f"{self.where} holds {held} vectors; vectors={vectors} in the URL applies only "
+                "when the tables are created"
+            )
+        self._vectors = held
         return config
+
+    def _column_type(self, conn: psycopg.Connection) -> str:
+        """`vector` or `halfvec`: what the embedding column was created as."""
+        row = conn.execute(
+            "SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = %s::regclass AND a.attname = 'embedding'",
+            (f'"{self.table}"',),
+        ).fetchone()
+        assert row is not None
+        return str(row[0])
 
     def _read_state(self, conn: psycopg.Connection) -> tuple[int, str] | None:
         found = conn.execute("SELECT to_regclass(%s)", (f'"{self.table}__state"',)).fetchone()
@@ -293,6 +332,8 @@ class PostgresStore:
             "terms_gin": sql.Identifier(f"{self.table}__terms"),
             "fields_gin": sql.Identifier(f"{self.table}__fields"),
             "dim": sql.Literal(self.dim),
+            "vectors": sql.SQL(self._vectors),
+            "ops": sql.SQL(f"{self._vectors}_ip_ops"),
             "m": sql.Literal(self._hnsw_m),
             "ef": sql.Literal(max(64, 2 * self._hnsw_m)),
         }
@@ -303,11 +344,11 @@ class PostgresStore:
                 text text NOT NULL,
                 metadata json NOT NULL,   -- as given, verbatim (jsonb would turn 1e300 to an int)
                 fields jsonb NOT NULL,    -- filterable values, exactly comparable
-                embedding vector({dim}) NOT NULL,
+                embedding {vectors}({dim}) NOT NULL,
                 terms tsvector NOT NULL,
                 length integer NOT NULL   -- tokens, for BM25
             )""",
-            "CREATE INDEX {hnsw} ON {t} USING hnsw (embedding vector_ip_ops) "
+            "CREATE INDEX {hnsw} ON {t} USING hnsw (embedding {ops}) "
             "WITH (m = {m}, ef_construction = {ef})",
             "CREATE INDEX {terms_gin} ON {t} USING gin (terms)",
             "CREATE INDEX {fields_gin} ON {t} USING gin (fields jsonb_path_ops)",
@@ -432,7 +473,7 @@ class PostgresStore:
                 """WITH added AS (
                     INSERT INTO {t} (id, text, metadata, fields, embedding, terms, length)
                     SELECT r.id, r.text, r.metadata::json, r.fields::jsonb,
-                           r.embedding::vector, v.terms,
+                           r.embedding::{vectors}, v.terms,
                            (SELECT coalesce(sum(cardinality(e.positions)), 0)
                               FROM unnest(v.terms) AS e)
                     FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
@@ -450,7 +491,9 @@ class PostgresStore:
                 )
                 UPDATE {state} SET chunks = chunks + (SELECT count(*) FROM added),
                     length = length + (SELECT coalesce(sum(length), 0) FROM added)"""
-            ).format(t=self._t, lexemes=self._lexemes, state=self._state),
+            ).format(
+                t=self._t, lexemes=self._lexemes, state=self._state, vectors=sql.SQL(self._vectors)
+            ),
             [*columns, self._config],
         )
 
@@ -564,9 +607,9 @@ class PostgresStore:
             raise InvalidInputError(f"k must be at least 1, got {k}")
         condition, params = self._where(where)
         search = sql.SQL(
-            "SELECT id, -(embedding <#> %s::vector) FROM {} WHERE {} "
-            "ORDER BY embedding <#> %s::vector LIMIT %s"
-        ).format(self._t, condition)
+            "SELECT id, -(embedding <#> %s::{vectors}) FROM {t} WHERE {condition} "
+            "ORDER BY embedding <#> %s::{vectors} LIMIT %s"
+        ).format(t=self._t, condition=condition, vectors=sql.SQL(self._vectors))
         ef = str(min(max(self._ef_search, k), MAX_EF_SEARCH))
         results: list[Scored] = []
         with self._snapshot() as conn:
