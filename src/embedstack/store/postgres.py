@@ -163,7 +163,8 @@ class PostgresStore:
     ) -> None:
         self.dim = dim
         self.table = table_name(url, folder)
-        self._vectors = vector_type(url) or "vector"
+        asked = vector_type(url)
+        self._vectors = asked or "vector"  # for new tables; _open_tables reads existing ones
         self.where = f"PostgreSQL at {shown_url(url)} (table {self.table})"
         self._ef_search = min(max(ef_search, 1), MAX_EF_SEARCH)
         self._hnsw_m = min(max(hnsw_m, 2), 100)
@@ -182,7 +183,7 @@ class PostgresStore:
         with self._errors():
             # One direct connection first: an unreachable server fails here at once, clearly.
             with self._connect() as conn:
-                self._config = self._open_tables(conn, language, vector_type(url))
+                self._config = self._open_tables(conn, language, asked)
             self._pool.open(wait=False)
 
     # ---- connections and errors ---------------------------------------------------------------
