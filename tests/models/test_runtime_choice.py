@@ -81,15 +81,22 @@ def test_an_unfaithful_runtime_is_never_chosen_however_fast():
 
 
 def test_a_runtime_that_cannot_run_is_reported_not_fatal():
-    """A candidate that fails to load (bf16 on a CPU without it, OpenVINO missing) is a row
-    with its reason; the others are still measured."""
+    """A candidate that fails to load (an unknown runtime anywhere; bf16 on a CPU without it,
+    OpenVINO missing) is a row with its reason; the others are still measured and the
+    fastest faithful one is chosen."""
 
     def build(backend):
         return load_model("all-MiniLM-L6-v2", backend=backend)
 
-    choice, _ = measure("all-MiniLM-L6-v2", ["onnx", "openvino-bf16"], build)
+    choice, chosen = measure(
+        "all-MiniLM-L6-v2", ["onnx", "openvino-bf16", "no-such-runtime"], build
+    )
     trials = {t.backend: t for t in choice.trials}
-    assert choice.chosen == "onnx" and trials["onnx"].faithful
+    assert "unknown backend 'no-such-runtime'" in str(trials["no-such-runtime"].error)
+    assert trials["onnx"].faithful
+    ran = [t for t in choice.trials if t.faithful]
+    fastest = max(ran, key=lambda t: t.texts_per_s or 0.0)
+    assert choice.chosen == fastest.backend == chosen.backend
     if not this_cpu().has_bf16:  # or OpenVINO is missing: either way, a reason
         assert "AMX or AVX-512-BF16" in str(trials["openvino-bf16"].error) or "pip install" in str(
             trials["openvino-bf16"].error

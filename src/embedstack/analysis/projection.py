@@ -155,7 +155,11 @@ class Projector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 f"{self.n_features_in_}"
             )
         if self.method_ == "pca":
-            return self._prepare(matrix) @ self.components_.T - self.offset_
+            # In float64: a float32 product's last bit depends on where a row falls in the
+            # BLAS kernel's blocks (AVX-512 sgemm), so a row's place would move its point.
+            rows = self._prepare(matrix).astype(np.float64)
+            projected = rows @ self.components_.T.astype(np.float64) - self.offset_
+            return projected.astype(np.float32)
         projected = self.model_.transform(matrix)
         return np.asarray(projected, dtype=np.float32)
 
