@@ -55,3 +55,30 @@ def test_an_onnx_file_that_is_not_a_model(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"\x00garbage")
     with pytest.raises(ModelNotFoundError, match="ONNX Runtime cannot load"):
         load_model(str(tmp_path / "model.onnx"))
+
+
+def test_a_folder_with_prompts_reads_them_before_each_text(tmp_path, catalog_onnx):
+    """sentence-transformers' prompts (config_sentence_transformers.json): queries and
+    documents get theirs, plain encode the default one; the model becomes asymmetric."""
+    folder = tmp_path / "prompted"
+    shutil.copytree(find_spec("all-MiniLM-L6-v2").locate(), folder)
+    (folder / "config_sentence_transformers.json").write_text(
+        '{"prompts": {"query": "query: ", "passage": "passage: ", "empty": ""}, '
+        '"default_prompt_name": "query"}'
+    )
+    model = load_model(str(folder), backend="onnx")
+    assert model.asymmetric
+    want = catalog_onnx.encode([f"query: {t}" for t in TEXTS])
+    np.testing.assert_allclose(model.encode_query(TEXTS), want, atol=1e-5)
+    np.testing.assert_allclose(model.encode(TEXTS), want, atol=1e-5)
+    want = catalog_onnx.encode([f"passage: {t}" for t in TEXTS])
+    np.testing.assert_allclose(model.encode_document(TEXTS), want, atol=1e-5)
+    assert not catalog_onnx.asymmetric
+
+
+def test_prompts_that_are_not_text_are_a_clear_error(tmp_path):
+    folder = tmp_path / "bad-prompts"
+    shutil.copytree(find_spec("all-MiniLM-L6-v2").locate(), folder)
+    (folder / "config_sentence_transformers.json").write_text('{"prompts": {"query": 3}}')
+    with pytest.raises(ModelNotFoundError, match="unsupported prompts"):
+        load_model(str(folder), backend="onnx")

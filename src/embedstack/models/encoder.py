@@ -28,6 +28,7 @@ class Runner(Protocol):
 
 
 INT8_BACKEND = "onnx-int8"
+DOCUMENT_PROMPTS = ("document", "passage", "corpus")  # sentence-transformers' names, in order
 
 
 class Encoder(BaseEmbeddingModel):
@@ -45,6 +46,12 @@ class Encoder(BaseEmbeddingModel):
         self._config = config
         self._tokenizer = TextTokenizer(config.tokenizer_file, config.max_seq_length)
         self._runner = runner
+        prompts = config.prompts
+        self._query_prompt = prompts.get("query", "")
+        self._document_prompt = next((prompts[p] for p in DOCUMENT_PROMPTS if p in prompts), "")
+        self._default_prompt = prompts.get(config.default_prompt or "", "")
+        # E5 and the like read "query: " and "passage: " before the text: the two sides differ
+        self.asymmetric = self._query_prompt != self._document_prompt
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -83,8 +90,26 @@ class Encoder(BaseEmbeddingModel):
 
         Texts longer than `max_tokens` word pieces are truncated. Batches are formed from texts
         of similar length so little compute goes into padding; output order matches input order.
+        A model with a default prompt (E5: "query: ") reads it before each text.
         """
+        return self._encode(texts, self._default_prompt, batch_size, show_progress_bar)
+
+    def encode_query(
+        self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
+        return self._encode(texts, self._query_prompt, batch_size, show_progress_bar)
+
+    def encode_document(
+        self, texts: str | Sequence[str], batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
+        return self._encode(texts, self._document_prompt, batch_size, show_progress_bar)
+
+    def _encode(
+        self, texts: str | Sequence[str], prompt: str, batch_size: int, show_progress_bar: bool
+    ) -> np.ndarray:
         items, single = as_text_list(texts)
+        if prompt:
+            items = [prompt + text for text in items]
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         out = np.empty((len(items), self.dim), dtype=np.float32)

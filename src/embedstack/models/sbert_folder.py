@@ -6,8 +6,9 @@ transformer step can be swapped for a faster runtime while the results stay iden
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedstack.errors import ModelNotFoundError
@@ -27,6 +28,10 @@ class SbertConfig:
     tokenizer_file: Path
     max_seq_length: int
     pooling: str  # "mean" | "cls" | "max"
+    # sentence-transformers' prompts, e.g. E5's {"query": "query: ", "document": "passage: "},
+    # and the one plain `encode` uses
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt: str | None = None
 
 
 def _read_json(path: Path) -> dict:
@@ -67,12 +72,28 @@ def read_sbert_folder(folder: Path) -> SbertConfig:
     tokenizer_file = transformer_dir / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise ModelNotFoundError(f"{transformer_dir} has no tokenizer.json")
+    prompts, default_prompt = _prompts(folder / "config_sentence_transformers.json")
     return SbertConfig(
         transformer_dir=transformer_dir,
         tokenizer_file=tokenizer_file,
         max_seq_length=_max_seq_length(transformer_dir),
         pooling=pooling,
+        prompts=prompts,
+        default_prompt=default_prompt,
     )
+
+
+def _prompts(config_file: Path) -> tuple[dict[str, str], str | None]:
+    """The prompts sentence-transformers prepends by name (empty ones dropped), and the default."""
+    if not config_file.is_file():
+        return {}, None
+    config = _read_json(config_file)
+    raw = config.get("prompts") or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ModelNotFoundError(f"unsupported prompts in {config_file}: {raw!r}")
+    prompts = {str(name): text for name, text in raw.items() if text}
+    default = config.get("default_prompt_name")
+    return prompts, default if default in prompts else None
 
 
 def _pooling_mode(config_file: Path) -> str:
@@ -108,7 +129,7 @@ def read_onnx_folder(onnx_path: Path) -> SbertConfig:
     folder = onnx_path.parent
     if (folder / "modules.json").is_file():
         config = read_sbert_folder(folder)
-        return SbertConfig(folder, config.tokenizer_file, config.max_seq_length, config.pooling)
+        return dataclasses.replace(config, transformer_dir=folder)
     tokenizer_file = folder / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise ModelNotFoundError(f"no tokenizer.json beside {onnx_path}")
