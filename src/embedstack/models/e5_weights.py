@@ -31,10 +31,11 @@ from filelock import FileLock
 
 from embedstack.errors import ModelNotFoundError
 
-BIN_NAME = "e5-small-q4.bin"
 BLOCK = 32  # weights per Q4_0 block
 BLOCK_BYTES = 2 + BLOCK // 2
 PROMPTS = {"query": "query: ", "document": "passage: "}  # E5's training prefixes
+TOKEN_ROLES = {"bos": "bos", "eos": "eos", "unk": "unk", "pad": "pad", "cls": "bos", "sep": "eos"}
+FOLDER_VERSION = 2  # bump when the folder's files change: converted again
 # The layer tensors' names in the file and in a transformers BertModel.
 LAYER_TENSORS = {
     "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
@@ -204,7 +205,12 @@ def write_folder(model: E5File, folder: Path) -> None:
     positions = int(model.config["positions"])
     files = {
         "config.json": bert_config(model),
-        "tokenizer_config.json": {"model_max_length": positions},
+        # the generic class: transformers' XLM-R one would rebuild the normaliser without the
+        # file's map (sentence-transformers then read zero-width spaces differently)
+        "tokenizer_config.json": {"model_max_length": positions,
+                                  "tokenizer_class": "PreTrainedTokenizerFast",
+                                  **{f"{role}_token": model.pieces[model.special[key]][0]
+                                     for role, key in TOKEN_ROLES.items()}},
         "sentence_bert_config.json": {"max_seq_length": positions, "do_lower_case": False},
         "config_sentence_transformers.json": {"prompts": PROMPTS, "default_prompt_name": "query"},
         "modules.json": [
@@ -228,7 +234,7 @@ def e5_folder(name: str, source: Path) -> Path:
     published by an atomic rename: a crash mid-build leaves nothing that looks finished)."""
     from embedstack.models.onnx_export import cache_root, weights_digest
 
-    target = cache_root() / "models" / f"{name}-{weights_digest([source])}"
+    target = cache_root() / "models" / f"{name}-v{FOLDER_VERSION}-{weights_digest([source])}"
     if (target / "modules.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +242,10 @@ def e5_folder(name: str, source: Path) -> Path:
         if not (target / "modules.json").is_file():
             work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".e5-"))
             try:
-                write_folder(read_e5_file(source), work / "model")
+                try:
+                    write_folder(read_e5_file(source), work / "model")
+                except KeyError as exc:
+                    raise ModelNotFoundError(f"{source} lacks the tensor {exc}") from exc
                 shutil.rmtree(target, ignore_errors=True)  # a half folder from an old crash
                 os.replace(work / "model", target)
             finally:
