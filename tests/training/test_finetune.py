@@ -272,3 +272,30 @@ def test_each_loss_trains(pairs_file, tmp_path, loss, matryoshka):
     report = finetune("all-MiniLM-L6-v2", pairs_file, tmp_path / loss, options)
     assert report.steps == 1 and np.isfinite(report.losses[0][1])
     assert load_model(str(tmp_path / loss)).dim == 384
+
+
+def test_e5_trains_with_the_prompts_it_reads(tmp_path):
+    """A model with prompts (E5: "query: ", "passage: ") is mined and trained with them, and the
+    new model keeps them: otherwise it would be tuned for inputs it never gets."""
+    from sentence_transformers import SentenceTransformer
+
+    from embedstack.training.trainer import column_prompts
+
+    spec = find_spec("multilingual-e5-small")
+    if not spec.installed():
+        pytest.skip("needs embedstack[e5]")
+    e5 = SentenceTransformer(str(spec.locate()), device="cpu")
+    columns = ["anchor", "positive", "negative_1"]
+    assert column_prompts(e5, columns) == {
+        "anchor": "query: ", "positive": "passage: ", "negative_1": "passage: "
+    }  # fmt: skip
+    minilm = SentenceTransformer(str(find_spec("all-MiniLM-L6-v2").locate()), device="cpu")
+    assert column_prompts(minilm, columns) == {}
+    pairs = write_pairs(tmp_path / "pairs.jsonl", [{"query": q, "positive": p} for q, p in PAIRS])
+    options = FinetuneOptions(batch_size=4, max_steps=1)
+    report = finetune("multilingual-e5-small", pairs, tmp_path / "e5-tuned", options)
+    assert report.steps == 1
+    tuned = load_model(str(tmp_path / "e5-tuned"), backend="onnx")
+    assert tuned.asymmetric  # the prompts came along
+    query, passage = tuned.encode_query("dog"), tuned.encode_document("dog")
+    assert float(query @ passage) < 0.999

@@ -72,7 +72,9 @@ def train_model(
             dataset = mine_negatives(dataset, model, corpus, base_folder, options, show_progress)
         trainer = SentenceTransformerTrainer(
             model=model,
-            args=training_arguments(work / CHECKPOINTS, options),
+            args=training_arguments(
+                work / CHECKPOINTS, options, column_prompts(model, dataset.column_names)
+            ),
             train_dataset=dataset,
             loss=build_loss(model, options, base_folder),
             callbacks=[progress, checkpoints, *callbacks],
@@ -136,9 +138,11 @@ def mine_negatives(
     # sentence-transformers names its cache files by the model's hub name, "" for a folder:
     # one cache folder per base model keeps two models' embeddings apart.
     cache = get_settings().cache_dir / "hard-negatives" / model_key(base_folder)
+    query_prompt, corpus_prompt = side_prompts(model)
     with contextlib.redirect_stdout(sys.stderr):  # its statistics must not mix into --json
         mined = mine_hard_negatives(
             pairs_only, model, corpus=list(corpus), range_max=MINING_RANGE,
+            query_prompt=query_prompt or None, corpus_prompt=corpus_prompt or None,
             relative_margin=RELATIVE_MARGIN, num_negatives=options.hard_negatives,
             sampling_strategy="top", output_format="n-tuple", batch_size=options.batch_size,
             verbose=show_progress, cache_folder=str(cache),
@@ -218,7 +222,24 @@ def build_loss(model: Any, options: FinetuneOptions, base_folder: Path) -> Any:
     return loss
 
 
-def training_arguments(output_dir: Path, options: FinetuneOptions) -> Any:
+def side_prompts(model: Any) -> tuple[str, str]:
+    """(query, document) prompts the model reads before texts (E5: "query: ", "passage: ");
+    training must show them too, or it tunes the model for inputs it never gets."""
+    prompts = {name: text for name, text in (model.prompts or {}).items() if text}
+    document = next((prompts[n] for n in ("document", "passage", "corpus") if n in prompts), "")
+    return prompts.get("query", ""), document
+
+
+def column_prompts(model: Any, columns: Sequence[str]) -> dict[str, str]:
+    """The trainer's prompt per column: the query's for anchors, the document's for the rest."""
+    query, document = side_prompts(model)
+    chosen = {column: query if column == "anchor" else document for column in columns}
+    return {column: prompt for column, prompt in chosen.items() if prompt}
+
+
+def training_arguments(
+    output_dir: Path, options: FinetuneOptions, prompts: dict[str, str] | None = None
+) -> Any:
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
@@ -240,6 +261,7 @@ def training_arguments(output_dir: Path, options: FinetuneOptions) -> Any:
         save_only_model=True,  # a checkpoint is a model to keep, not a run to resume
         logging_steps=1,
         report_to="none",
+        prompts=prompts or None,
         use_cpu=True,
         seed=options.seed,
         disable_tqdm=True,
