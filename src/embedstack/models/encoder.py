@@ -14,7 +14,7 @@ from embedstack.errors import InvalidInputError
 from embedstack.models.base import TOKEN_EMBEDDINGS, TOKENIZER, BaseEmbeddingModel
 from embedstack.models.inputs import as_text_list
 from embedstack.models.pooling import l2_normalize, pool
-from embedstack.models.sbert_folder import SbertConfig
+from embedstack.models.sbert_folder import SbertConfig, side_prompts
 from embedstack.models.tokenization import TextTokenizer
 from embedstack.progress import progress_bar
 
@@ -28,7 +28,6 @@ class Runner(Protocol):
 
 
 INT8_BACKEND = "onnx-int8"
-DOCUMENT_PROMPTS = ("document", "passage", "corpus")  # sentence-transformers' names, in order
 
 
 class Encoder(BaseEmbeddingModel):
@@ -46,10 +45,8 @@ class Encoder(BaseEmbeddingModel):
         self._config = config
         self._tokenizer = TextTokenizer(config.tokenizer_file, config.max_seq_length)
         self._runner = runner
-        prompts = config.prompts
-        self._query_prompt = prompts.get("query", "")
-        self._document_prompt = next((prompts[p] for p in DOCUMENT_PROMPTS if p in prompts), "")
-        self._default_prompt = prompts.get(config.default_prompt or "", "")
+        self._query_prompt, self._document_prompt = side_prompts(config.prompts)
+        self._default_prompt = config.prompts.get(config.default_prompt or "", "")
         # E5 and the like read "query: " and "passage: " before the text: the two sides differ
         self.asymmetric = self._query_prompt != self._document_prompt
         self._pool: ThreadPoolExecutor | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,14 @@ def _prompts(config_file: Path) -> tuple[dict[str, str], str | None]:
     prompts = {str(name): text for name, text in raw.items() if text}
     default = config.get("default_prompt_name")
     return prompts, default if default in prompts else None
+
+
+def side_prompts(prompts: Mapping[str, str]) -> tuple[str, str]:
+    """(query, document) prompts from sentence-transformers' named prompts: "query", and the
+    first of "document", "passage", "corpus" (the names it looks up, in its order); "" if none."""
+    given = {name: text for name, text in prompts.items() if text}
+    document = next((given[n] for n in ("document", "passage", "corpus") if n in given), "")
+    return given.get("query", ""), document
 
 
 def _pooling_mode(config_file: Path) -> str:

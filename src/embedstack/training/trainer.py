@@ -22,6 +22,7 @@ from typing import Any
 import transformers
 from transformers import PrinterCallback, TrainerCallback
 
+from embedstack.models.sbert_folder import side_prompts
 from embedstack.progress import progress_with_status
 from embedstack.settings import get_settings
 from embedstack.training.options import FinetuneOptions
@@ -138,7 +139,7 @@ def mine_negatives(
     # sentence-transformers names its cache files by the model's hub name, "" for a folder:
     # one cache folder per base model keeps two models' embeddings apart.
     cache = get_settings().cache_dir / "hard-negatives" / model_key(base_folder)
-    query_prompt, corpus_prompt = side_prompts(model)
+    query_prompt, corpus_prompt = side_prompts(model.prompts or {})
     with contextlib.redirect_stdout(sys.stderr):  # its statistics must not mix into --json
         mined = mine_hard_negatives(
             pairs_only, model, corpus=list(corpus), range_max=MINING_RANGE,
@@ -222,17 +223,11 @@ def build_loss(model: Any, options: FinetuneOptions, base_folder: Path) -> Any:
     return loss
 
 
-def side_prompts(model: Any) -> tuple[str, str]:
-    """(query, document) prompts the model reads before texts (E5: "query: ", "passage: ");
-    training must show them too, or it tunes the model for inputs it never gets."""
-    prompts = {name: text for name, text in (model.prompts or {}).items() if text}
-    document = next((prompts[n] for n in ("document", "passage", "corpus") if n in prompts), "")
-    return prompts.get("query", ""), document
-
-
 def column_prompts(model: Any, columns: Sequence[str]) -> dict[str, str]:
-    """The trainer's prompt per column: the query's for anchors, the document's for the rest."""
-    query, document = side_prompts(model)
+    """The trainer's prompt per column: the query's for anchors, the document's for the rest.
+    A model with prompts (E5: "query: ", "passage: ") must be trained with them too, or it is
+    tuned for inputs it never gets."""
+    query, document = side_prompts(model.prompts or {})
     chosen = {column: query if column == "anchor" else document for column in columns}
     return {column: prompt for column, prompt in chosen.items() if prompt}
 
