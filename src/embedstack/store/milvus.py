@@ -62,6 +62,7 @@ PAGE = 4_096  # rows per page when reading every id
 OLD_PER_PART = 2_000  # replaced primary keys listed per control row (fits MAX_VARCHAR)
 STALE_TXN_S = 600  # a pending write of another process older than this is rolled back
 READ_RETRIES = 50  # seqlock retries before a read gives up
+CHECK_RETRIES = 5  # re-reads before check() reports an unfinished write
 CALL_TIMEOUT_S = float(os.environ.get("EMBEDSTACK_MILVUS_TIMEOUT", "30"))
 CONTROL = "embedstack_control"  # manifests and open writes of every collection on a server
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
@@ -733,9 +734,7 @@ class MilvusStore:
         """Open transactions, ids stored twice, and manifest entries naming missing chunks."""
         problems: list[str] = []
         with self._operation("checking"):
-            view = self._view()
-            busy = self._write_lock.locked()  # this process's write in progress is not a problem
-            open_txns = [t for t in view.txns if t.owner != _OWNER or not busy]
+            open_txns = self._open_txns()
             if open_txns:
                 problems.append(f"{len(open_txns)} writes are unfinished (recovered on next open)")
         ids = self.ids()
@@ -747,6 +746,18 @@ class MilvusStore:
             if missing:
                 problems.append(f"manifest entry {record.path} names {len(missing)} missing chunks")
         return problems
+
+    def _open_txns(self) -> list[_Txn]:
+        """Unfinished writes, read again a few times before they count: a Milvus server can show
+        the control rows of a write that just finished for a moment after its delete returned."""
+        open_txns: list[_Txn] = []
+        for attempt in range(CHECK_RETRIES):
+            busy = self._write_lock.locked()  # this process's write in progress is not a problem
+            open_txns = [t for t in self._view().txns if t.owner != _OWNER or not busy]
+            if not open_txns:
+                break
+            time.sleep(0.05 * (attempt + 1))
+        return open_txns
 
     def close(self) -> None:
         """Close once the calls in progress in other threads have finished."""
