@@ -216,7 +216,7 @@ def lance_build(spec: dict, base: np.ndarray, folder: Path) -> None:
     table.create_index(
         metric="dot",
         index_type="IVF_PQ",
-        num_partitions=p["partitions"],
+        num_partitions=p["partitions"],  # None: LanceDB's default (8,192 rows a partition)
         num_sub_vectors=p["sub_vectors"],
     )
 

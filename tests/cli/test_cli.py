@@ -292,3 +292,15 @@ def test_words_analogy_and_similar():
     similar = json.loads(run("words", "similar", "dog", "-k", "5", "--json").stdout)
     assert len(similar) == 5 and "dog" not in [s["word"] for s in similar]
     assert_one_line_error(run("words", "similar", "zzqqxv"), "not in glove-6b-50d's vocabulary")
+
+
+def test_a_flag_takes_its_optional_value_after_an_equals_sign() -> None:
+    from embedstack.cli.app import with_flag_values
+
+    assert with_flag_values(["ingest", "kb", "docs", "--ray=ray://10.0.0.5:10001"]) == [
+        "ingest", "kb", "docs", "--ray-address", "ray://10.0.0.5:10001",
+    ]  # fmt: skip
+    untouched = ["ingest", "kb", "docs", "--ray", "--glob=*.md", "--json"]
+    assert with_flag_values(untouched) == untouched
+    # after `--` every word is positional, even one that looks like the flag
+    assert with_flag_values(["ingest", "kb", "--", "--ray=x"]) == ["ingest", "kb", "--", "--ray=x"]

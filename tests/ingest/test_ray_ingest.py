@@ -124,7 +124,7 @@ def test_ray_ingest_matches_plain_ingest(tmp_path, model, local_ray):
 def test_cli_ray_flag(tmp_path, model, local_ray):
     from typer.testing import CliRunner
 
-    from embedstack.cli.app import app
+    from embedstack.cli.app import app, with_flag_values
 
     docs = pdf_report_folder(tmp_path / "docs")
     kb = str(tmp_path / "kb")
@@ -133,7 +133,9 @@ def test_cli_ray_flag(tmp_path, model, local_ray):
     report = json.loads(result.stdout)
     assert report["added"] == 2 and report["count"] == report["chunks_added"] >= 2
 
-    args = ["ingest", kb, str(docs), "--ray-address", "local", "--json"]
+    # --ray=ADDRESS, as `embedstack` reads its command line (main)
+    args = with_flag_values(["ingest", kb, str(docs), "--ray=local", "--json"])
+    assert args[-3:] == ["--ray-address", "local", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1  # the truncated PDF and the empty file
     report = json.loads(result.stdout)

@@ -8,6 +8,8 @@ inside the commands that need them, so that `embedstack --help` starts fast.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from embedstack.cli import (
@@ -54,5 +56,24 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(words.words_app, name="words")
 
 
+# Flags that also take an optional value, written `--flag=VALUE`, and the option that carries it.
+FLAG_VALUES = {"--ray": "--ray-address"}
+
+
+def with_flag_values(args: list[str]) -> list[str]:
+    """`--ray=ADDRESS` as `--ray-address ADDRESS`, so that `--ray[=ADDRESS]` reads as documented.
+
+    A Click flag takes no value, and Typer does not pass Click's optional-value options
+    through; a value after a space would be taken for one more PATH, so only `=` joins one.
+    """
+    out: list[str] = []
+    for position, arg in enumerate(args):
+        if arg == "--":  # what follows is positional, whatever it looks like
+            return out + args[position:]
+        name, equals, value = arg.partition("=")
+        out += [FLAG_VALUES[name], value] if equals and name in FLAG_VALUES else [arg]
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=with_flag_values(sys.argv[1:]))

@@ -115,7 +115,9 @@ def ingest(
     ray: Annotated[
         bool,
         typer.Option(
-            "--ray", help="Parse and embed on a Ray cluster (a local one unless --ray-address)."
+            "--ray",
+            help="Parse and embed on a Ray cluster: a local one, or --ray=ADDRESS "
+            "(the same as --ray-address ADDRESS).",
         ),
     ] = False,
     ray_address: Annotated[
