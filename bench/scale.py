@@ -96,8 +96,8 @@ def configs(n: int) -> dict[str, dict]:
         "lancedb": {
             "engine": "lancedb",
             # From 1M on, LanceDB's own default partitioning (8,192 rows a partition: 122 at
-            # 1M): nlist // 4 = 1,024 partitions would train k-means on 262k samples, over an
-            # hour on 2 cores by the 100k build (256 partitions, 263 s).
+            # 1M): nlist // 4 = 1,024 partitions would train k-means on 262k samples: an estimated
+            # hour or more on 2 cores from the 100k build (256 partitions, 263 s).
             "params": {"partitions": nlist // 4 if n < 1_000_000 else None, "sub_vectors": 48},
             "settings": [{"nprobes": p, "refine": r} for p, r in LANCE],
         },
