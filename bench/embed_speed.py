@@ -3,7 +3,7 @@
     .venv/bin/python bench/embed_speed.py [--n 2000] [--texts scifact,sts] [--model NAME]
 
 Compares sentence-transformers (PyTorch, fp32) with each embedstack runtime (torch, onnx,
-onnx-int8, openvino, openvino-bf16 where installed and this CPU has bf16 units) and with `auto`,
+onnx-int8, openvino, openvino-bf16 where this CPU has bf16 units, openvino-int8) and with `auto`,
 on the first N SciFact passages (title + abstract, as MTEB encodes them) and N STS-B sentences.
 Encoders take turns on slices of the texts (--rounds), so a noisy neighbour slows them alike.
 Prints the CPU, then per text kind texts/s, the speed ratio to sentence-transformers, and

@@ -43,7 +43,7 @@ def test_paraphrase_minilm_l3_quality_and_int8_fidelity(tmp_path):
 def test_onnx_only_model_refuses_the_torch_backend():
     with pytest.raises(
         ModelNotFoundError,
-        match="runs on auto, onnx-int8, onnx, openvino, openvino-bf16, not 'torch'",
+        match="runs on auto, onnx-int8, onnx, openvino, openvino-bf16, openvino-int8, not 'torch'",
     ):
         load_model("paraphrase-MiniLM-L3-v2", backend="torch")
 

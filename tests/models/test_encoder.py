@@ -166,7 +166,8 @@ def test_unknown_model_lists_the_catalog():
 
 def test_unknown_backend_lists_the_choices():
     with pytest.raises(
-        ModelNotFoundError, match="auto, onnx-int8, onnx, openvino, openvino-bf16, torch"
+        ModelNotFoundError,
+        match="auto, onnx-int8, onnx, openvino, openvino-bf16, openvino-int8, torch",
     ):
         load_model("all-MiniLM-L6-v2", backend="tensorrt")
 

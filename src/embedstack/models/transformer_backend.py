@@ -21,11 +21,20 @@ from embedstack.models.encoder import Encoder, Runner
 from embedstack.models.onnx_backend import OnnxTransformer
 from embedstack.models.onnx_export import onnx_file, weight_files, weights_digest
 from embedstack.models.openvino_backend import PRECISIONS, OpenVinoTransformer, require_openvino
+from embedstack.models.openvino_int8 import BACKEND as OPENVINO_INT8
+from embedstack.models.openvino_int8 import quantized_ir
 from embedstack.models.registry import LoadRequest
-from embedstack.models.runtime_choice import AUTO, CANDIDATES, RuntimeChoice, cached, choose
+from embedstack.models.runtime_choice import (
+    AUTO,
+    CANDIDATES,
+    RuntimeChoice,
+    cached,
+    calibration_texts,
+    choose,
+)
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
 
-TRANSFORMER_BACKENDS = ("onnx-int8", "onnx", "openvino", "openvino-bf16", "torch")
+TRANSFORMER_BACKENDS = ("onnx-int8", "onnx", "openvino", "openvino-bf16", "openvino-int8", "torch")
 DEFAULT_BACKEND = AUTO
 
 
@@ -130,12 +139,15 @@ def _runner(
         from embedstack.models.torch_backend import TorchTransformer
 
         return TorchTransformer(config.transformer_dir)
-    if backend in PRECISIONS:  # OpenVINO compiles the fp32 ONNX export
+    if backend in PRECISIONS:  # OpenVINO compiles the fp32 ONNX export (or NNCF's int8 of it)
         require_openvino(backend)  # before exporting anything
-        fp32 = onnx_file(
+        model = onnx_file(
             cache_name, config.transformer_dir, quantize=False, keep_fp32=(), source=source
         )
-        return OpenVinoTransformer(fp32, backend)
+        if backend == OPENVINO_INT8:
+            texts = calibration_texts()
+            model = quantized_ir(model, config.tokenizer_file, config.max_seq_length, texts)
+        return OpenVinoTransformer(model, backend)
 
     def build(rebuild: bool = False) -> Path:
         return onnx_file(
