@@ -28,7 +28,7 @@ class Runner(Protocol):
 
 
 INT8_BACKEND = "onnx-int8"
-# Padded tokens per batch on OpenVINO's static int8: short texts go together (1.8x the
+# Padded tokens per batch on OpenVINO's static int8: short texts go together (1.6x the
 # sentences of one-per-run int8), a passage goes alone (batches of passages were slower).
 STATIC_INT8_BATCH_TOKENS = {"openvino-int8": 256}
 
