@@ -3,6 +3,7 @@ vector for a text whether it is embedded alone or in a batch (what lets it batch
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import numpy as np
@@ -71,6 +72,22 @@ def test_the_quantised_model_is_built_once_and_reused(int8_model, monkeypatch):
     tokenizer = read_sbert_folder(find_spec("all-MiniLM-L6-v2").locate()).tokenizer_file
     again = quantized_ir(irs[-1].with_name("model.onnx"), tokenizer, 256, calibration_texts())
     assert again == irs[-1] and again.stat().st_mtime_ns == built
+
+
+def test_a_damaged_cached_model_is_rebuilt(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    monkeypatch.setenv("EMBEDSTACK_CACHE_DIR", str(tmp_path))
+    first = load_model("all-MiniLM-L6-v2", backend="openvino-int8").encode(HELD_OUT[:3])
+    (ir,) = tmp_path.glob("onnx/*/model-ov-int8-*.xml")
+    weights = ir.with_suffix(".bin")
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])  # cut short, as by a full disk
+    # OpenVINO's compiled-model cache would still answer (it keys the IR by its .xml alone)
+    shutil.rmtree(tmp_path / "openvino")
+    again = load_model("all-MiniLM-L6-v2", backend="openvino-int8").encode(HELD_OUT[:3])
+    assert weights.stat().st_size == size  # built again
+    assert (first * again).sum(axis=1).min() > 0.9999
 
 
 def test_without_nncf_it_is_a_clear_error(tmp_path, monkeypatch):

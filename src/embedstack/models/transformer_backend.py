@@ -144,10 +144,16 @@ def _runner(
         model = onnx_file(
             cache_name, config.transformer_dir, quantize=False, keep_fp32=(), source=source
         )
-        if backend == OPENVINO_INT8:
-            texts = calibration_texts()
-            model = quantized_ir(model, config.tokenizer_file, config.max_seq_length, texts)
-        return OpenVinoTransformer(model, backend)
+        if backend != OPENVINO_INT8:
+            return OpenVinoTransformer(model, backend)
+        fp32, texts = model, calibration_texts()
+        ir = quantized_ir(fp32, config.tokenizer_file, config.max_seq_length, texts)
+        try:
+            return OpenVinoTransformer(ir, backend)
+        except OnnxLoadError:  # a damaged cached IR is rebuilt once, like the ONNX files
+            ir.unlink(missing_ok=True)
+            ir = quantized_ir(fp32, config.tokenizer_file, config.max_seq_length, texts)
+            return OpenVinoTransformer(ir, backend)
 
     def build(rebuild: bool = False) -> Path:
         return onnx_file(
