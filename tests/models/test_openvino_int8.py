@@ -15,7 +15,7 @@ from embedstack.models.catalog import find_spec
 from embedstack.models.openvino_int8 import import_nncf, quantized_ir
 from embedstack.models.runtime_choice import calibration_texts
 from embedstack.models.sbert_folder import read_sbert_folder
-from embedstack.settings import get_settings
+from embedstack.settings import get_settings, reload_settings
 
 # Real text that is not in calibration.txt (what NNCF calibrates on): sentences and questions
 # as queries are, and passages as documents are chunked.
@@ -78,6 +78,7 @@ def test_a_damaged_cached_model_is_rebuilt(tmp_path, monkeypatch):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     monkeypatch.setenv("EMBEDSTACK_CACHE_DIR", str(tmp_path))
+    reload_settings()
     first = load_model("all-MiniLM-L6-v2", backend="openvino-int8").encode(HELD_OUT[:3])
     (ir,) = tmp_path.glob("onnx/*/model-ov-int8-*.xml")
     weights = ir.with_suffix(".bin")

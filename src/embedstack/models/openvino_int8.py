@@ -12,6 +12,7 @@ faster (docs/benchmarks.md). Whether it wins on a machine is measured (runtime_c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -75,7 +76,9 @@ def quantized_ir(onnx_path: Path, tokenizer_file: Path, max_tokens: int, texts: 
     require_openvino(BACKEND)
     import openvino as ov
 
-    target = onnx_path.with_name(f"model-ov-int8-nncf{_nncf_version()}.xml")
+    # named by what it is made from besides the ONNX file: NNCF's version and the texts
+    texts_id = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:8]
+    target = onnx_path.with_name(f"model-ov-int8-nncf{_nncf_version()}-{texts_id}.xml")
     if target.is_file() and target.with_suffix(".bin").is_file():
         return target  # without importing NNCF, which imports torch (seconds)
     nncf = import_nncf()
