@@ -12,10 +12,11 @@ import pytest
 from embedstack import load_model
 from embedstack.errors import ModelLoadError
 from embedstack.models.catalog import find_spec
+from embedstack.models.onnx_export import onnx_file
 from embedstack.models.openvino_int8 import import_nncf, quantized_ir
 from embedstack.models.runtime_choice import calibration_texts
 from embedstack.models.sbert_folder import read_sbert_folder
-from embedstack.settings import get_settings, reload_settings
+from embedstack.settings import reload_settings
 
 # Real text that is not in calibration.txt (what NNCF calibrates on): sentences and questions
 # as queries are, and passages as documents are chunked.
@@ -61,17 +62,19 @@ def test_a_text_gets_the_same_vector_alone_or_in_a_batch(int8_model):
 
 
 def test_the_quantised_model_is_built_once_and_reused(int8_model, monkeypatch):
-    irs = sorted(get_settings().cache_dir.glob("onnx/all-MiniLM-L6-v2-*/model-ov-int8-*.xml"))
-    assert irs and irs[-1].with_suffix(".bin").is_file()
-    built = irs[-1].stat().st_mtime_ns
+    folder = read_sbert_folder(find_spec("all-MiniLM-L6-v2").locate())
+    fp32 = onnx_file("all-MiniLM-L6-v2", folder.transformer_dir, quantize=False, keep_fp32=())
+    texts = calibration_texts()
+    ir = quantized_ir(fp32, folder.tokenizer_file, 256, texts)  # built by the fixture's load
+    assert ir.is_file() and ir.with_suffix(".bin").is_file()
+    built = ir.stat().st_mtime_ns
 
     def no_second_build(*args, **kwargs):
         raise AssertionError("quantised again")
 
     monkeypatch.setattr(import_nncf(), "quantize", no_second_build)
-    tokenizer = read_sbert_folder(find_spec("all-MiniLM-L6-v2").locate()).tokenizer_file
-    again = quantized_ir(irs[-1].with_name("model.onnx"), tokenizer, 256, calibration_texts())
-    assert again == irs[-1] and again.stat().st_mtime_ns == built
+    assert quantized_ir(fp32, folder.tokenizer_file, 256, texts) == ir
+    assert ir.stat().st_mtime_ns == built
 
 
 def test_a_damaged_cached_model_is_rebuilt(tmp_path, monkeypatch):
