@@ -38,12 +38,14 @@ from embedstack.settings import get_settings
 
 AUTO = "auto"
 REFERENCE = "onnx"  # fp32 ONNX: cosine 1.0000 to PyTorch, and no torch import to measure it
-CANDIDATES = ("onnx-int8", "onnx", "openvino", "openvino-bf16", "openvino-int8", "torch")
+# Not openvino-int8: batched, its vectors moved by up to 1.4e-4 in cosine against one-by-one
+# runs (a server batch against the Python API, CI 2026-12-03), so it is chosen by name only.
+CANDIDATES = ("onnx-int8", "onnx", "openvino", "openvino-bf16", "torch")
 MIN_MEAN_COSINE = 0.99
 MIN_COSINE = 0.97
 ROUNDS = 2  # each candidate's best of two passes: the first may still be warming caches
 CHOICE_VERSION = 3  # bump when the measurement changes: cached choices are made again
-LIBRARIES = ("onnxruntime", "openvino", "nncf", "torch", "transformers")
+LIBRARIES = ("onnxruntime", "openvino", "torch", "transformers")
 
 log = logging.getLogger(__name__)
 
