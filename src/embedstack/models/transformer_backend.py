@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from embedstack.errors import ModelNotFoundError, OnnxLoadError
-from embedstack.models.catalog import ModelSpec, find_spec
+from embedstack.models.catalog import TRANSFORMER_RUNTIMES, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder, Runner
 from embedstack.models.onnx_backend import OnnxTransformer
 from embedstack.models.onnx_export import onnx_file, weight_files, weights_digest
@@ -34,7 +34,7 @@ from embedstack.models.runtime_choice import (
 )
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
 
-TRANSFORMER_BACKENDS = ("onnx-int8", "onnx", "openvino", "openvino-bf16", "openvino-int8", "torch")
+TRANSFORMER_BACKENDS = TRANSFORMER_RUNTIMES[1:]  # all but "auto"
 DEFAULT_BACKEND = AUTO
 
 
@@ -141,12 +141,12 @@ def _runner(
         return TorchTransformer(config.transformer_dir)
     if backend in PRECISIONS:  # OpenVINO compiles the fp32 ONNX export (or NNCF's int8 of it)
         require_openvino(backend)  # before exporting anything
-        model = onnx_file(
+        fp32 = onnx_file(
             cache_name, config.transformer_dir, quantize=False, keep_fp32=(), source=source
         )
         if backend != OPENVINO_INT8:
-            return OpenVinoTransformer(model, backend)
-        fp32, texts = model, calibration_texts()
+            return OpenVinoTransformer(fp32, backend)
+        texts = calibration_texts()
         ir = quantized_ir(fp32, config.tokenizer_file, config.max_seq_length, texts)
         try:
             return OpenVinoTransformer(ir, backend)
