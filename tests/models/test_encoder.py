@@ -178,3 +178,19 @@ def test_batches_run_in_parallel_sessions_keep_their_rows():
     together = model.encode(texts, batch_size=1)  # 24 batches over the session pool
     one_by_one = np.stack([model.encode(text) for text in texts])
     assert cosines(together, one_by_one).min() >= 0.99999
+
+
+def test_static_int8_batches_hold_one_padded_width_within_the_token_budget():
+    from embedstack.models.encoder import _spans, padded_width
+
+    lengths = sorted([3, 9, 10, 11, 12, 12, 13, 30, 33, 35, 70, 129, 250, 256], reverse=True)
+    widths = [padded_width(n, 256) for n in lengths]
+    for n, w in zip(lengths, widths, strict=True):
+        assert n <= w <= 256 and (w - n) * 8 <= max(w, 32)  # under 1/8 padding past 32
+    spans = list(_spans(widths, 32, 256))
+    assert [i for a, b in spans for i in range(a, b)] == list(range(len(widths)))
+    for a, b in spans:
+        assert len(set(widths[a:b])) == 1 and (b - a == 1 or (b - a) * widths[a] <= 256)
+    assert max(b - a for a, b in spans) > 1  # short texts still go together
+    # without a budget: batch_size texts, padded to the longest
+    assert list(_spans([9, 8, 7, 5, 3], 2, None)) == [(0, 2), (2, 4), (4, 5)]

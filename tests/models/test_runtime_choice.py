@@ -67,6 +67,17 @@ def test_settled_runtime_reads_the_choice_and_never_measures(model, tmp_path, mo
         reload_settings()
 
 
+def test_auto_measures_static_int8_only_where_its_calibration_vouches_for_it():
+    from embedstack.models.transformer_backend import _candidates
+
+    assert "openvino-int8" in _candidates(find_spec("all-MiniLM-L6-v2"))
+    for name in ("multilingual-e5-small", "all-mpnet-base-v2"):  # other languages; outliers
+        spec = find_spec(name)
+        assert "openvino-int8" in spec.backends  # by name
+        assert "openvino-int8" not in _candidates(spec)
+        assert "onnx-int8" in _candidates(spec)
+
+
 def test_an_unfaithful_runtime_is_never_chosen_however_fast():
     """A 3-layer model posing as a runtime of the 6-layer one is ~2x faster and not faithful
     (its vectors are another model's): the choice must fall on a faithful runtime."""

@@ -4,10 +4,11 @@ the ONNX file.
 
 Why static: ONNX Runtime's dynamic int8 computes one activation scale per batch, so a text's
 vector depends on the texts batched with it, and `onnx-int8` runs one text per call. With fixed
-scales a text's vector barely moves between a batch and a run alone (cosine ≥ 0.9998), so this
-runtime batches. It is also more faithful (MiniLM-L6: cosine to fp32 0.998 against 0.995) and,
-on a VNNI CPU, faster (docs/benchmarks.md). It is chosen by name, not by `auto`: the server
-promises a batch the Python API's vectors to cosine 0.9999, which it missed once (0.99986).
+scales a text's vector depends only on the width it is padded to, which the encoder makes a
+function of the text's own length (encoder.padded_width): alone or batched, the same vector, so
+this runtime batches short texts. It is also more faithful (MiniLM-L6: cosine to fp32 0.998
+against 0.995) and, on a VNNI CPU, faster (docs/benchmarks.md); `auto` measures it for the
+catalog's English models.
 """
 
 from __future__ import annotations

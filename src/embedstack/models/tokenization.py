@@ -23,9 +23,10 @@ class TextTokenizer:
         return self._tokenizer.encode_batch([text.strip() for text in texts])
 
     @staticmethod
-    def pad(encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
-        """Pad a batch to its longest member (not to max_length: padding is wasted compute)."""
-        width = max(len(e.ids) for e in encodings)
+    def pad(encodings: Sequence[Encoding], width: int | None = None) -> dict[str, np.ndarray]:
+        """Pad a batch to `width`, by default its longest member (not to max_length: padding
+        is wasted compute)."""
+        width = max(len(e.ids) for e in encodings) if width is None else width
         shape = (len(encodings), width)
         batch = {
             "input_ids": np.zeros(shape, dtype=np.int64),
