@@ -43,9 +43,9 @@ CANDIDATES = TRANSFORMER_RUNTIMES[1:]  # all but "auto" itself
 MIN_MEAN_COSINE = 0.99
 MIN_COSINE = 0.97
 # The timed pass reads every text three times: bulk work (texts sorted by length) repeats input
-# shapes, and OpenVINO pays ~2 ms whenever a shape changes, so one copy, every shape new, had
-# static int8 level with onnx-int8 (0.9-1.2x, order flipping between runs) where 2,000
-# passages put it 1.2x ahead; three copies gave a steady 1.2-1.5x (docs/benchmarks.md).
+# shapes, and OpenVINO pays ~2 ms whenever a shape changes. With one copy, every shape new, the
+# two int8 runtimes swapped places between runs where 2,000 passages put the static one 1.2x
+# ahead; three copies come closer to bulk (docs/benchmarks.md).
 COPIES = 3
 CHOICE_VERSION = 4  # bump when the measurement changes: cached choices are made again
 LIBRARIES = ("onnxruntime", "openvino", "torch", "transformers")
