@@ -24,7 +24,10 @@ class Runner(Protocol):
 
     parallelism: int  # batches it can run at once (ONNX: one per session)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
+    def __call__(self, batch: dict[str, np.ndarray], alone: bool = False) -> np.ndarray:
+        """`alone`: the caller has nothing else to run (one search query), so the runner may
+        spread this batch over every core."""
+        ...
 
 
 INT8_BACKEND = "onnx-int8"
@@ -153,7 +156,10 @@ class Encoder(BaseEmbeddingModel):
 
     def _run(self, batches: list[dict[str, np.ndarray]]) -> Iterator[np.ndarray]:
         """Token vectors per batch, in order; several at once when the runner has sessions."""
-        if min(self._runner.parallelism, len(batches)) <= 1:
+        if len(batches) == 1:
+            yield self._runner(batches[0], alone=True)
+            return
+        if self._runner.parallelism <= 1:
             yield from map(self._runner, batches)
             return
         yield from self._workers().map(self._runner, batches)

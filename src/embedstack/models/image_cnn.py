@@ -216,7 +216,7 @@ class TorchImageRunner:
         self._torch = torch
         self._network = feature_network(recipe.architecture, weights)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, batch: dict[str, np.ndarray], alone: bool = False) -> np.ndarray:
         with self._torch.inference_mode():
             return self._network(self._torch.from_numpy(batch[INPUT_NAME])).numpy()
 

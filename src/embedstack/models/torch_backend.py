@@ -30,7 +30,7 @@ class TorchTransformer:
         if getattr(self._model.config, "type_vocab_size", 0) <= 1:  # no segment embeddings
             self._input_names.discard("token_type_ids")
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, batch: dict[str, np.ndarray], alone: bool = False) -> np.ndarray:
         torch = self._torch
         inputs = {k: torch.from_numpy(v) for k, v in batch.items() if k in self._input_names}
         with torch.inference_mode():
