@@ -27,7 +27,8 @@ def test_the_solo_worker_serves_a_lone_call_only_while_nothing_else_runs():
             assert second in {"one core", "other core"} and second != worker
     with workers.take(alone=True) as worker:  # all returned: the solo one is free again
         assert worker == "every core"
-    assert Workers(["one core"], solo=None).take(alone=True).__enter__() == "one core"
+    with Workers(["one core"], solo=None).take(alone=True) as worker:
+        assert worker == "one core"
 
 
 def test_concurrent_calls_never_share_a_worker():

@@ -41,8 +41,9 @@ AUTO = "auto"
 REFERENCE = "onnx"  # fp32 ONNX: cosine 1.0000 to PyTorch, and no torch import to measure it
 # All but "auto" itself and openvino-int8: its bulk speed is the best on a VNNI CPU (1.2x
 # onnx-int8 on passages, 1.9x on sentences), but one query at a time it is slower, since
-# OpenVINO pays ~2 ms whenever the input shape changes: dense search p50 12.5 ms against
-# 6.1 (Zen 4, docs/benchmarks.md). `auto` times bulk work only, so it is chosen by name.
+# OpenVINO pays ~2 ms whenever the input shape changes: dense search p50 8.4 ms against 6.2,
+# p99 30 against 11 (Zen 4, docs/benchmarks.md). `auto` times bulk work only, so it is chosen
+# by name.
 CANDIDATES = tuple(r for r in TRANSFORMER_RUNTIMES[1:] if r != "openvino-int8")
 MIN_MEAN_COSINE = 0.99
 MIN_COSINE = 0.97
