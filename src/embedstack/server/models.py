@@ -24,7 +24,7 @@ from embedstack.models import (
     settled_runtime,
 )
 from embedstack.models.base import as_tokenized
-from embedstack.server.batching import EmbeddingBatcher
+from embedstack.server.batching import Embedded, EmbeddingBatcher
 from embedstack.server.metrics import Metrics
 
 
@@ -47,7 +47,7 @@ class ServedModel:
             metrics.batch_tokens.labels(name).observe(tokens)
 
         self.batcher = EmbeddingBatcher(
-            self._encode, max_batch_tokens, on_batch,
+            self._encode, self.token_counts, max_batch_tokens, on_batch,
             lambda depth: metrics.queue_depth.labels(name).set(depth), name=name,
         )  # fmt: skip
 
@@ -81,8 +81,9 @@ class ServedModel:
                 )
         return self.tokenizer.decode_batch([list(ids) for ids in token_arrays])
 
-    async def embed(self, texts: list[str], tokens: int) -> np.ndarray:
-        """Vectors for `texts`, embedded together with other requests waiting at the time."""
+    async def embed(self, texts: list[str], tokens: list[int] | None = None) -> Embedded:
+        """Vectors for `texts`, embedded together with other requests waiting at the time, and
+        their token counts (counted by the batcher unless given)."""
         return await asyncio.wrap_future(self.batcher.submit(texts, tokens))
 
     def close(self) -> None:

@@ -41,8 +41,9 @@ def json_response(body: Any, status: int = 200) -> Response:
     )
 
 
-def _texts(served: ServedModel, items: list[Any], limit: int) -> tuple[list[str], list[int]]:
-    """(texts, tokens per text) from an OpenAI `input`; each bad item is a clear 4xx."""
+def _texts(served: ServedModel, items: list[Any], limit: int) -> tuple[list[str], list[int] | None]:
+    """(texts, tokens per text) from an OpenAI `input`; each bad item is a clear 4xx. Texts'
+    tokens are counted later, by the batcher's thread, off the event loop."""
     if not items:
         raise HTTPError(422, "input is empty: send at least one text", "invalid_input", "input")
     if len(items) > limit:
@@ -58,7 +59,7 @@ def _texts(served: ServedModel, items: list[Any], limit: int) -> tuple[list[str]
         if not text:
             raise HTTPError(422, f"input {position} is an empty string", "invalid_input", "input")
         check_text(text, f"input {position}")
-    return items, served.token_counts(items)
+    return items, None
 
 
 @router.post("/v1/embeddings", summary="Embed texts (OpenAI's API)")
@@ -69,11 +70,11 @@ async def embeddings(request: EmbeddingRequest, state: State) -> Response:
     items: list[Any] = [request.input] if isinstance(request.input, str) else list(request.input)
     if items and isinstance(items[0], int):
         items = [items]  # one token array
-    if len(items) <= INLINE_INPUTS:  # tokenising a few texts costs less than a thread hop
+    if len(items) <= INLINE_INPUTS:  # checking a few texts costs less than a thread hop
         texts, counts = _texts(served, items, state.config.max_inputs)
     else:
         texts, counts = await run_in_threadpool(_texts, served, items, state.config.max_inputs)
-    vectors = await served.embed(texts, sum(counts))
+    vectors, counts = await served.embed(texts, counts)
     if request.dimensions is not None:
         vectors = _truncate(vectors, request.dimensions, served.model.dim)
     if request.encoding_format == "base64":
