@@ -83,6 +83,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from machine import machine
@@ -829,12 +830,22 @@ def run_search_part(args: argparse.Namespace, logdir: Path) -> list[Cell]:
 # ---- report -------------------------------------------------------------------------------------
 
 
-def compare(ours: list[Cell], theirs: list[Cell]) -> tuple:
-    """(median ratio, each round's ratio, median rates, worst p99s) of one cell over rounds."""
+class Comparison(NamedTuple):
+    """One cell (workload, clients) over the rounds: embedstack against infinity."""
+
+    ratio: float  # the median of the rounds' ratios: what the target is judged on
+    rounds: list[float]  # each round's ratio
+    ours: float  # median texts/s
+    theirs: float
+    ours_p99: float  # the worst round's, ms
+    theirs_p99: float
+
+
+def compare(ours: list[Cell], theirs: list[Cell]) -> Comparison:
     rounds = [
         e.rate / i.rate if i.rate else float("nan") for e, i in zip(ours, theirs, strict=True)
     ]
-    return (
+    return Comparison(
         statistics.median(rounds),
         rounds,
         statistics.median(c.rate for c in ours),
@@ -884,20 +895,20 @@ def report(info: dict, cells: list[Cell], search_cells: list[Cell], argv: list[s
             ]
             compared = {pair: compare(by[("embedstack", *pair)], by[("infinity", *pair)])
                         for pair in pairs}  # fmt: skip
-            for (w, n), (ratio, rounds, e_rate, i_rate, e_p99, i_p99) in compared.items():
-                each = f" ({', '.join(f'{r:.2f}' for r in rounds)})" if len(rounds) > 1 else ""
+            for (w, n), c in compared.items():
+                each = f" ({', '.join(f'{r:.2f}' for r in c.rounds)})" if len(c.rounds) > 1 else ""
                 lines.append(
-                    f"| {w} | {n} | {e_rate:.1f} | {i_rate:.1f} | **{ratio:.2f}x**{each} | "
-                    f"{e_p99:.0f} | {i_p99:.0f} |"
+                    f"| {w} | {n} | {c.ours:.1f} | {c.theirs:.1f} | **{c.ratio:.2f}x**{each} | "
+                    f"{c.ours_p99:.0f} | {c.theirs_p99:.0f} |"
                 )
             top = max(n for _, n in pairs)
             verdicts = []
-            for (w, n), (ratio, _, _, _, e_p99, _) in compared.items():
+            for (w, n), c in compared.items():
                 if n != top:
                     continue
-                ok = ratio >= 1.5 and e_p99 < 1000
+                ok = c.ratio >= 1.5 and c.ours_p99 < 1000
                 verdicts.append(
-                    f"{w}: {ratio:.2f}x, p99 {e_p99:.0f} ms ({'met' if ok else 'NOT met'})"
+                    f"{w}: {c.ratio:.2f}x, p99 {c.ours_p99:.0f} ms ({'met' if ok else 'NOT met'})"
                 )
             lines += [
                 "",
