@@ -117,6 +117,27 @@ def test_jsonl_records(tmp_path):
         load(path)
 
 
+def test_rows_keep_line_separators_inside_their_cells(tmp_path):
+    """U+2028, U+0085 and form feeds inside a cell or a JSON string are written unquoted
+    and raw (csv.writer, json.dumps(ensure_ascii=False)); they do not end a row."""
+    import csv
+
+    texts = ["Widget A\u2028deluxe edition", "Widget B\x0cspare parts\x85and tools"]
+    path = tmp_path / "products.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["name", "price"])
+        writer.writerows([[text, 10 * (i + 1)] for i, text in enumerate(texts)])
+    documents = load(path)
+    flat = [" ".join(text.split()) for text in texts]  # cleaning makes them plain spaces
+    assert [d.text for d in documents] == flat
+    assert [(d.record, d.metadata) for d in documents] == [(1, {"price": 10}), (2, {"price": 20})]
+    path = tmp_path / "products.jsonl"
+    lines = [json.dumps({"text": text, "n": i}, ensure_ascii=False) for i, text in enumerate(texts)]
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))  # Windows line ends too
+    assert [(d.text, d.metadata) for d in load(path)] == [(t, {"n": i}) for i, t in enumerate(flat)]
+
+
 def test_latin1_text_is_decoded(tmp_path):
     path = tmp_path / "menu.txt"
     path.write_bytes("Le café crème coûte trois euros à Genève.\n".encode("latin-1"))

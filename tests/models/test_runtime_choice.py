@@ -67,6 +67,35 @@ def test_settled_runtime_reads_the_choice_and_never_measures(model, tmp_path, mo
         reload_settings()
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: {**d, "chosen": "torch", "trials": ["onnx"]},  # a row that is not a row
+        lambda d: {**d, "chosen": None},
+        lambda d: {**d, "chosen": "tensorrt"},  # no such runtime: fp32 would run under its name
+        lambda d: {**d, "chosen": "auto"},  # would recurse
+        lambda d: {key: value for key, value in d.items() if key != "chosen"},
+    ],
+    ids=["trial-not-a-row", "chosen-null", "chosen-unknown", "chosen-auto", "chosen-missing"],
+)
+def test_a_damaged_choice_file_is_measured_again_not_trusted(model, tmp_path, monkeypatch, damage):
+    """`settled_runtime` reads the file without measuring; a damaged one must neither stop the
+    load nor name a runtime that is not a candidate."""
+    spec = find_spec("all-MiniLM-L6-v2")
+    assert runtime_choice_for(spec) is not None  # the session's own, measured
+    (saved,) = (get_settings().cache_dir / "runtimes").glob("all-MiniLM-L6-v2-*.json")
+    damaged = damage(json.loads(saved.read_text(encoding="utf-8")))
+    monkeypatch.setenv("EMBEDSTACK_CACHE_DIR", str(tmp_path))
+    reload_settings()
+    try:
+        (tmp_path / "runtimes").mkdir()
+        (tmp_path / "runtimes" / saved.name).write_text(json.dumps(damaged), encoding="utf-8")
+        assert settled_runtime(spec) == "onnx-int8"  # as if never measured: the fallback
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+
+
 def test_static_int8_runs_by_name_and_auto_leaves_it_out():
     """openvino-int8 is slower one query at a time (see runtime_choice.CANDIDATES)."""
     from embedstack.models.transformer_backend import TRANSFORMER_BACKENDS, _candidates

@@ -373,12 +373,27 @@ class Ingestor:
     def _remove_missing(
         self, roots: list[Path], present: set[str], known: dict[str, SourceRecord], report
     ) -> None:
-        """--sync: drop manifest files under the walked folders that are no longer there."""
+        """--sync: drop manifest files under the walked folders that are no longer on disk.
+
+        Not merely those this walk did not list: a --glob leaves files out, and so does a
+        sub-folder the walk could not read; their chunks stay."""
         prefixes = tuple(str(root) + os.sep for root in roots)
         for path in sorted(known):
-            if path.startswith(prefixes) and path not in present:
+            if path.startswith(prefixes) and path not in present and _deleted(path):
                 report.chunks_removed += self.store.remove_source(path)
                 report.removed.append(path)
+
+
+def _deleted(path: str) -> bool:
+    """True only when the file is known to be gone; a path that cannot be checked (a folder
+    without permission on the way) is not."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def prepare_ahead(

@@ -126,7 +126,7 @@ def choose(
     path = _cache_path(model, weights_id, candidates)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        choice = _read(path)  # another process may have measured while we waited
+        choice = _read(path, candidates)  # another process may have measured while we waited
         if choice is not None:
             return choice, None
         choice, loaded = measure(model, candidates, build)
@@ -138,7 +138,7 @@ def choose(
 
 def cached(model: str, weights_id: str, candidates: Sequence[str]) -> RuntimeChoice | None:
     """The choice measured before for this model and machine, or None (nothing is measured)."""
-    return _read(_cache_path(model, weights_id, candidates))
+    return _read(_cache_path(model, weights_id, candidates), candidates)
 
 
 def measure(
@@ -227,9 +227,12 @@ def _cache_path(model: str, weights_id: str, candidates: Sequence[str]) -> Path:
     return get_settings().cache_dir / "runtimes" / f"{safe}-{digest}.json"
 
 
-def _read(path: Path) -> RuntimeChoice | None:
-    """A cached choice, or None when missing or unreadable (then it is measured again)."""
+def _read(path: Path, candidates: Sequence[str]) -> RuntimeChoice | None:
+    """A cached choice, or None when missing, unreadable or naming no candidate (then it is
+    measured again): a damaged file must neither stop the model loading nor run a runtime
+    under another's name (the name is also the embedding cache's namespace)."""
     try:
-        return RuntimeChoice.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, KeyError):
+        choice = RuntimeChoice.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
+    return choice if choice.chosen in (REFERENCE, *candidates) else None

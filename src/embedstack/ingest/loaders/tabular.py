@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from embedstack.ingest.loaders.text import decode_text, paragraphs
 
 TEXT_FIELD_NAMES = ("text", "content", "body", "document", "passage", "description")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 csv.field_size_limit(64 * 1024 * 1024)
 
 
@@ -26,7 +28,9 @@ def load_csv(path: Path, data: bytes, text_field: str | None = None) -> list[Doc
     except csv.Error:
         dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
     try:
-        rows = list(csv.DictReader(text.splitlines(), dialect=dialect))
+        # A stream, not str.splitlines(): that also splits at U+2028, U+0085, form feeds and
+        # the like, which csv writes unquoted inside cells, cutting a row in two.
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), dialect=dialect))
     except csv.Error as exc:
         raise IngestError(f"malformed CSV: {exc}") from exc
     if not rows:
@@ -38,7 +42,10 @@ def load_csv(path: Path, data: bytes, text_field: str | None = None) -> list[Doc
 def load_jsonl(path: Path, data: bytes, text_field: str | None = None) -> list[Document]:
     text, _ = decode_text(data)
     records: list[Mapping[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at CR, LF or both, which JSON never has raw inside a string; not at what
+    # str.splitlines() also cuts at: json.dumps(ensure_ascii=False) writes U+2028, U+0085 and
+    # the like raw inside strings.
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         try:
