@@ -145,6 +145,41 @@ def test_latin1_text_is_decoded(tmp_path):
     assert document.text == "Le café crème coûte trois euros à Genève."
 
 
+def test_damaged_utf8_keeps_its_text(tmp_path):
+    """A UTF-8 file cut mid-letter, or with one stray byte, is UTF-8 with a U+FFFD, not
+    "binary content"; a Latin-1 file still goes to charset detection (above)."""
+    japanese = "日本語のテキストです。検索できるように取り込みます。" * 10
+    french = "Le café est près de la gare, à côté de la façade dorée. " * 10
+    cases = {
+        "cut.txt": japanese.encode() + "語".encode()[:2],
+        "stray.txt": french[:200].encode() + b"\x80" + french[200:].encode(),
+        "tail.txt": french.encode() + b"\xff",
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        (document,) = load(path)
+        assert document.metadata["encoding"] == "utf-8"
+        assert document.text.count("\ufffd") == 1, name
+        words = document.text.replace("\ufffd", "").split()
+        assert words == data.decode("utf-8", "ignore").split(), name
+
+
+def test_html_wrapper_named_like_chrome_is_still_the_page(tmp_path):
+    path = tmp_path / "guide.html"
+    path.write_text(
+        "<html><head><title>Guide</title></head><body>"
+        '<div class="site layout-has-sidebar"><nav>Home | About</nav>'
+        '<div class="content"><h1>Install guide</h1><p>Run pip install foo first.</p>'
+        "<p>Then configure it with the settings file.</p></div>"
+        '<div class="sidebar">Popular links</div></div></body></html>',
+        encoding="utf-8",
+    )
+    (document,) = load(path)
+    assert "Run pip install foo first." in document.text and "settings file" in document.text
+    assert "Popular links" not in document.text and "Home" not in document.text
+
+
 def test_format_by_content_before_extension(tmp_path):
     pdf = geology_pdf(tmp_path / "report.txt")
     assert detect_format(pdf, pdf.read_bytes()) == "pdf"

@@ -35,7 +35,8 @@ def load_html(path: Path, data: bytes) -> list[Document]:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
-    for tag in soup.find_all(_is_boilerplate):
+    page_letters = len((soup.body or soup).get_text(" ", strip=True))
+    for tag in soup.find_all(lambda tag: _is_boilerplate(tag, page_letters)):
         tag.decompose()
     root = _main_content(soup)
     blocks = list(_blocks(root)) if root is not None else []
@@ -44,13 +45,17 @@ def load_html(path: Path, data: bytes) -> list[Document]:
     ]
 
 
-def _is_boilerplate(tag: Tag) -> bool:
+def _is_boilerplate(tag: Tag, page_letters: int) -> bool:
+    """Chrome by ARIA role, or by a class or id name such as "sidebar", unless the element
+    holds most of the page's text: a wrapper named "layout-has-sidebar" is the page."""
     if tag.name in ("html", "body", "main", "article"):
         return False
     if _DROP_ROLES.match(_attribute(tag, "role")):
         return True
     names = " ".join([_attribute(tag, "class"), _attribute(tag, "id")])
-    return bool(names.strip()) and bool(_BOILERPLATE.search(names))
+    if not names.strip() or not _BOILERPLATE.search(names):
+        return False
+    return 2 * len(tag.get_text(" ", strip=True)) <= page_letters
 
 
 def _attribute(tag: Tag, name: str) -> str:

@@ -14,6 +14,8 @@ from embedstack.ingest.documents import Block, Document
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
+MIN_VALID_PER_BAD_BYTE = 10  # valid non-ASCII letters per bad byte for damaged UTF-8
+MIN_TEXT_PER_BAD_BYTE = 100  # letters per bad byte for text no encoding fits (not binary)
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
@@ -29,11 +31,34 @@ def decode_text(data: bytes) -> tuple[str, str]:
         try:
             return replace_surrogates(data.decode("utf-8", "surrogatepass")), "utf-8"
         except UnicodeDecodeError:
+            pass
+        damaged, bad, valid = _utf8_with_replacements(data)
+        if bad * MIN_VALID_PER_BAD_BYTE <= valid:  # UTF-8 cut mid-letter, or a stray byte
+            return damaged, "utf-8"
+        try:
             encoding = _legacy_encoding(data[:1_000_000])
+        except IngestError:  # no legacy encoding fits either: nearly all text, or binary?
+            if bad * MIN_TEXT_PER_BAD_BYTE <= len(damaged):
+                return damaged, "utf-8"
+            raise
     try:
         return replace_surrogates(data.decode(encoding, "surrogatepass")), encoding
     except UnicodeDecodeError as exc:
         raise IngestError(f"undecodable text (best guess {encoding}): {exc}") from exc
+
+
+def _utf8_with_replacements(data: bytes) -> tuple[str, int, int]:
+    """(text, bad bytes, valid non-ASCII letters): UTF-8 read with U+FFFD for each bad byte.
+
+    Many valid multi-byte letters around a few bad bytes is damaged UTF-8 (a file cut
+    mid-letter, one stray byte); a Latin-1 text has next to none (é then a plain letter is
+    not valid UTF-8), so it still goes to charset detection.
+    """
+    text = replace_surrogates(data.decode("utf-8", "replace"))
+    replaced = text.count("\ufffd")
+    bad = replaced - data.count("\ufffd".encode())
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    return text, bad, non_ascii - replaced
 
 
 def _legacy_encoding(sample: bytes) -> str:
