@@ -85,8 +85,9 @@ def test_ingest_search_and_incremental_sync(tmp_path, model):
     kb.close()
 
 
-def test_sync_with_a_glob_drops_only_deleted_files(tmp_path, model):
-    """Files a --glob leaves out are still on disk: --sync keeps their chunks."""
+def test_sync_drops_only_deleted_files(tmp_path, model):
+    """Files a --glob leaves out, or that fail to read, are still on disk: --sync keeps
+    their chunks."""
     docs = good_folder(tmp_path / "docs")
     with Collection.open(tmp_path / "kb", model) as kb:
         kb.ingest(docs)
@@ -94,6 +95,9 @@ def test_sync_with_a_glob_drops_only_deleted_files(tmp_path, model):
         markdown_only = kb.ingest(docs, glob="*.md", sync=True)
         assert markdown_only.removed == [] and len(markdown_only.unchanged) == 1
         assert rows(kb.folder) == before
+        (docs / "readme.txt").write_bytes(b"")  # a failed read deletes nothing, and says so
+        (failed,) = kb.ingest(docs, sync=True).failed
+        assert "last good version are kept" in failed.reason and rows(kb.folder) == before
         (docs / "readme.txt").unlink()
         synced = kb.ingest(docs, glob="*.md", sync=True)
         assert synced.removed == [str(docs / "readme.txt")]

@@ -151,14 +151,15 @@ class FilePreparer:
         try:
             return self.prepare(path, known)
         except EmbedstackError as exc:
-            return FileProblem(str(path), str(exc))
+            reason = str(exc)
         except OSError as exc:
-            return FileProblem(str(path), os_reason(exc))
+            reason = os_reason(exc)
         except Exception as exc:  # a bug on one odd file must not lose the rest of the run
             log.exception("unexpected error while reading %s", path)
-            return FileProblem(
-                str(path), f"unexpected error (please report it): {type(exc).__name__}: {exc}"
-            )
+            reason = f"unexpected error (please report it): {type(exc).__name__}: {exc}"
+        if known is not None:  # a failed read deletes nothing: say what stays searchable
+            reason += "; the chunks of its last good version are kept"
+        return FileProblem(str(path), reason)
 
     def prepare(self, path: Path, known: SourceRecord | None) -> Prepared | None:
         """Parse and chunk one file, or None when the manifest says it is unchanged."""
