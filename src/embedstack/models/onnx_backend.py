@@ -49,12 +49,14 @@ class Workers(Generic[Worker]):
         with self._lock:
             solo = self._solo if alone and not self._busy else None
             self._busy += 1
-        worker = self._free.get() if solo is None else solo
-        try:
-            yield worker
+        try:  # an interrupted wait (Ctrl-C) must not leave the count raised
+            worker = self._free.get() if solo is None else solo
+            try:
+                yield worker
+            finally:
+                if solo is None:
+                    self._free.put(worker)
         finally:
-            if solo is None:
-                self._free.put(worker)
             with self._lock:
                 self._busy -= 1
 
