@@ -328,6 +328,11 @@ class Collection:
         with session:
             return ingestor.run(list(paths))
 
+    def source(self, path: str) -> SourceRecord | None:
+        """The manifest entry of one ingested file, or None when `path` was not ingested."""
+        self._require(MANIFEST, "look up an ingested file")
+        return self._store.source(path)
+
     def sources(self) -> list[SourceRecord]:
         """The ingested files (the manifest): path, content hash, format, chunk ids."""
         self._require(MANIFEST, "list ingested files")

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from embedstack.collection import content_id
 from embedstack.errors import LimitExceededError, RecordNotFoundError
 from embedstack.server.deps import State
+from embedstack.server.errors import HTTPError
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
@@ -58,6 +59,11 @@ class AddRecords(BaseModel):
     records: list[Record]
 
 
+# Models of these kinds embed a record's text itself; image and audio models read the file
+# that the text names, which over HTTP would be a path on the server's disk.
+INLINE_MODALITIES = ("text", "sequence")
+
+
 @router.post("/{name}/records", summary="Insert or replace records (all or nothing)")
 async def add_records(name: str, request: AddRecords, state: State) -> dict[str, Any]:
     limit = state.config.max_inputs
@@ -65,6 +71,12 @@ async def add_records(name: str, request: AddRecords, state: State) -> dict[str,
         raise LimitExceededError(f"{len(request.records)} records is more than the limit of "
                                  f"{limit}; send them in several requests")  # fmt: skip
     collection = state.collections.get(name)
+    if collection.modality not in INLINE_MODALITIES:
+        raise HTTPError(
+            422, f"{name!r} holds {collection.modality}: a record of it would name a file on the "
+            f"server; upload the files to POST /collections/{name}/files instead",
+            "invalid_input", "records",
+        )  # fmt: skip
     texts = [r.text for r in request.records]
     metadata = [r.metadata for r in request.records]
     ids = None
