@@ -63,7 +63,14 @@ class IngestJobs:
             self._jobs[job.id] = job
             for old in [j for j in self._jobs.values() if j.state in FINISHED][:-KEPT_JOBS]:
                 del self._jobs[old.id]
-        self._executor.submit(self._run, job, collection, paths, options, finished)
+        try:
+            future = self._executor.submit(self._run, job, collection, paths, options, finished)
+        except BaseException:  # shutting down: no job, and the caller still owns `finished`
+            with self._lock:
+                self._jobs.pop(job.id, None)
+            raise
+        # A job cancelled before it ran (the server closing) still calls `finished`.
+        future.add_done_callback(lambda f: finished() if f.cancelled() else None)
         return job
 
     def _update(self, job: Job, **changes: Any) -> None:
@@ -90,8 +97,9 @@ class IngestJobs:
             self._update(job, state="running")
             report = collection.ingest(paths, options, on_progress=progress)
             self._update(job, state="done", report=_file_names(report.to_dict()))
-        except EmbedstackError as exc:
-            self._update(job, state="failed", error=str(exc))
+        except EmbedstackError as exc:  # the server's folders are not the client's business
+            error = str(exc).replace(str(collection.folder), repr(job.collection))
+            self._update(job, state="failed", error=error)
         except Exception as exc:  # a bug: the job says so instead of hanging at "running"
             self._update(job, state="failed", error=f"internal error: {type(exc).__name__}")
             raise

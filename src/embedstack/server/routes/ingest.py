@@ -11,9 +11,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import StreamingResponse
 
-from embedstack.errors import InvalidInputError, LimitExceededError, StorageError
+from embedstack.errors import (
+    CollectionNotFoundError,
+    InvalidInputError,
+    LimitExceededError,
+    StorageError,
+)
 from embedstack.ingest.options import IngestOptions
 from embedstack.server.deps import State
+from embedstack.server.errors import HTTPError
 from embedstack.server.registry import safe_file_name
 from embedstack.server.routes.search import sse
 
@@ -36,34 +42,56 @@ async def upload(
         Form(max_length=8, description='Audio: the spoken language ("en"); detected when absent'),
     ] = None,
 ) -> dict[str, Any]:
-    collection = state.collections.get(name)
-    if not files:
-        raise InvalidInputError("no files were uploaded (send them as 'files' fields)")
-    if len(files) > state.config.max_inputs:
-        raise LimitExceededError(f"{len(files)} files is more than the limit of "
-                                 f"{state.config.max_inputs}")  # fmt: skip
-    options = IngestOptions(
-        chunk_tokens=chunk_tokens, overlap=overlap or 0, language=language or None
-    )
-    options.check()
-    names = [safe_file_name(f.filename) for f in files]
-    folder = state.collections.uploads(name)
-    paths = [
-        await _save(upload, folder / file_name)
-        for upload, file_name in zip(files, names, strict=True)
-    ]
-    state.collections.mark_busy(name, True)
-    job = state.jobs.start(
-        name, collection, list(dict.fromkeys(paths)), options,
-        finished=lambda: state.collections.mark_busy(name, False),
-    )  # fmt: skip
+    # Busy from the start, so that a DELETE waits for the upload and its job instead of
+    # removing the folder between two saves; released if the job does not start.
+    collection = state.collections.acquire(name)
+    started = False
+    try:
+        if not files:
+            raise InvalidInputError("no files were uploaded (send them as 'files' fields)")
+        if len(files) > state.config.max_inputs:
+            raise LimitExceededError(f"{len(files)} files is more than the limit of "
+                                     f"{state.config.max_inputs}")  # fmt: skip
+        options = IngestOptions(
+            chunk_tokens=chunk_tokens, overlap=overlap or 0, language=language or None
+        )
+        options.check()
+        names = [safe_file_name(f.filename) for f in files]
+        _check_distinct(names)
+        folder = state.collections.uploads(name)
+        paths = [
+            await _save(upload, folder / file_name)
+            for upload, file_name in zip(files, names, strict=True)
+        ]
+        job = state.jobs.start(
+            name, collection, paths, options,
+            finished=lambda: state.collections.mark_busy(name, False),
+        )  # fmt: skip
+        started = True
+    finally:
+        if not started:
+            state.collections.mark_busy(name, False)
     return {"job": job.to_dict()}
+
+
+def _check_distinct(names: list[str]) -> None:
+    """Two files of one upload saved under one name: the second would replace the first."""
+    seen: set[str] = set()
+    for file_name in names:
+        if file_name in seen:
+            raise HTTPError(
+                422, f"more than one uploaded file is named {file_name!r}; "
+                "give each file of an upload its own name", "invalid_input", "files",
+            )  # fmt: skip
+        seen.add(file_name)
 
 
 async def _save(upload: UploadFile, target: Path) -> Path:
     """Copy the upload next to its final name, then rename: a failure leaves no half file."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # Never the collection's folder itself (no `parents`): a collection deleted meanwhile
+        # stays deleted.
+        target.parent.mkdir(exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
         try:
             with os.fdopen(handle, "wb") as out:
@@ -73,6 +101,12 @@ async def _save(upload: UploadFile, target: Path) -> Path:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+    except FileNotFoundError as exc:
+        if not target.parent.parent.is_dir():
+            raise CollectionNotFoundError(
+                f"no collection named {target.parent.parent.name!r} (it was deleted)"
+            ) from exc
+        raise StorageError(f"cannot store the upload {target.name}: {exc.strerror}") from exc
     except OSError as exc:
         raise StorageError(f"cannot store the upload {target.name}: {exc.strerror or exc}") from exc
     return target
