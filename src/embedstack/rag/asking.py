@@ -48,6 +48,8 @@ REWRITE_SYSTEM = (
     "without the conversation. Reply with the question only."
 )
 HISTORY_TURNS = 6  # messages of history used to rewrite a follow-up question
+
+
 class AnswerStream:
     """Iterate for the answer's text as it is generated; `.answer` is complete afterwards."""
 
@@ -62,11 +64,20 @@ class AnswerStream:
         self._when_done.append(callback)
         return self
 
+    def close(self) -> None:
+        """Stop generating: the LLM's stream is closed now, not when garbage is collected."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
     def __iter__(self) -> Iterator[str]:
         collected: list[str] = []
-        for piece in self._pieces:
-            collected.append(piece)
-            yield piece
+        try:
+            for piece in self._pieces:
+                collected.append(piece)
+                yield piece
+        finally:
+            self.close()  # a reader that stops early ends the generation (and the LLM's turn)
         self.answer = self._finish("".join(collected))
         for callback in self._when_done:
             callback(self.answer)

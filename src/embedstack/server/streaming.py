@@ -6,7 +6,8 @@ client disconnects, just stops asking: the generator is left open until garbage 
 and with it the LLM's turn (`SerializedChatModel`) and the generation itself, so the next
 request waited for the client's timeout. Here one worker thread drives the iterator and closes
 it itself (a generator cannot be closed from another thread while it runs) once the response
-is cancelled or done.
+is cancelled or done. `submit` picks the thread: the LLM's own (`SerializedChatModel.submit`)
+for a generation.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ T = TypeVar("T")
 _END = object()
 
 
-async def stream_in_thread(start: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-    """The items of `start()`, produced in a worker thread; leaving early closes the iterator."""
+async def stream_in_thread(
+    start: Callable[[], Iterator[T]], submit: Callable[[Callable[[], None]], object] | None = None
+) -> AsyncIterator[T]:
+    """The items of `start()`, produced in a worker thread (`submit`'s, else the event loop's
+    executor); leaving early closes the iterator."""
     loop = asyncio.get_running_loop()
     items: asyncio.Queue[object] = asyncio.Queue()
     stop = threading.Event()
 
     def produce() -> None:
         try:
+            if stop.is_set():  # the client left while this waited for its thread
+                return
             iterator = start()
             try:
                 for item in iterator:
@@ -43,7 +49,10 @@ async def stream_in_thread(start: Callable[[], Iterator[T]]) -> AsyncIterator[T]
         finally:
             loop.call_soon_threadsafe(items.put_nowait, _END)
 
-    loop.run_in_executor(None, produce)
+    if submit is None:
+        loop.run_in_executor(None, produce)
+    else:
+        submit(produce)
     try:
         while (item := await items.get()) is not _END:
             if isinstance(item, BaseException):

@@ -52,10 +52,11 @@ async def chat(request: ChatRequest, state: State) -> Any:
         )
     reply_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
     if request.stream:
+        llm.check_room()  # before the status line: the stream waits for its turn
         return StreamingResponse(
             _events(llm, messages, max_tokens, reply_id), media_type="text/event-stream"
         )
-    text = await run_in_threadpool(llm.chat, messages, max_tokens)
+    text = await llm.run(llm.chat, messages, max_tokens)
     return {
         "id": reply_id,
         "object": "chat.completion",
@@ -79,7 +80,8 @@ async def _events(
     yield event({"role": "assistant"})
     # A client that stops reading (ask's auto mode, at an unsupported sentence) ends the
     # generation and frees the LLM's turn at once.
-    async for piece in stream_in_thread(lambda: llm.stream(messages, max_tokens)):
+    generation = stream_in_thread(lambda: llm.stream(messages, max_tokens), llm.submit)
+    async for piece in generation:
         yield event({"content": piece})
     yield event({}, "stop")
     yield "data: [DONE]\n\n"

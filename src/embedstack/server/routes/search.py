@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -20,6 +21,7 @@ from embedstack.rows import check_text
 from embedstack.search.options import DEFAULT_CANDIDATES, DEFAULT_RERANK_DEPTH
 from embedstack.server.deps import State
 from embedstack.server.errors import HTTPError, error_code
+from embedstack.server.streaming import stream_in_thread
 from embedstack.types import Hit
 
 router = APIRouter(prefix="/collections", tags=["search"])
@@ -101,15 +103,25 @@ async def ask(name: str, request: AskRequest, state: State) -> Any:
     # Quoting the sources needs no LLM: loading one takes seconds (or fails, with an endpoint
     # that is down), so it is loaded only for the modes that call it.
     llm = None if request.mode == "extractive" else await run_in_threadpool(state.llm.get)
-    result = await run_in_threadpool(
-        lambda: collection.ask(
+
+    def answer() -> Answer | AnswerStream:
+        return collection.ask(
             request.question, request.k, llm, mode=request.mode, stream=request.stream,
             session=request.session, min_relevance=request.min_relevance,
             answer_tokens=request.max_tokens or state.config.answer_tokens,
-        )
-    )  # fmt: skip
+        )  # fmt: skip
+
+    # Whatever may call the LLM runs on its thread, waiting for its turn there (not in a
+    # worker thread every other route needs).
+    result = await (run_in_threadpool(answer) if llm is None else llm.run(answer))
     if isinstance(result, AnswerStream):
-        return StreamingResponse(_answer_events(result), media_type="text/event-stream",
+        if llm is not None:
+            llm.check_room()
+        # In a thread that closes the answer (and frees the LLM's turn) once the client goes.
+        events = stream_in_thread(
+            partial(_answer_events, result), None if llm is None else llm.submit
+        )
+        return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})  # fmt: skip
     assert isinstance(result, Answer)
     return result.to_dict()
@@ -128,5 +140,7 @@ def _answer_events(stream: AnswerStream) -> Iterator[str]:
     except EmbedstackError as exc:
         yield sse("error", {"error": {"message": str(exc), "code": error_code(exc)}})
         return
+    finally:
+        stream.close()  # ends the generation at once when the client has gone
     if stream.answer is not None:
         yield sse("answer", stream.answer.to_dict())
