@@ -115,5 +115,11 @@ class StorageError(CollectionError):
     status = 503
 
 
+class CollectionClosedError(StorageError):
+    """The collection was closed while a call used it; over HTTP, deleted meanwhile."""
+
+    status = 404
+
+
 class CorruptCollectionError(StorageError):
     """The database or its files are damaged; `embedstack check` says what is wrong."""

@@ -196,3 +196,31 @@ def test_mark_busy_on_a_deleted_collection_is_not_found(live_server):
     registry.mark_busy("race-marked", False)  # releasing what was never marked is harmless
     registry.create("race-marked", None, None)
     registry.delete("race-marked")
+
+
+def test_a_request_on_a_collection_deleted_meanwhile_is_not_found(client, live_server, monkeypatch):
+    """A request that looked the collection up just before a DELETE closed it: 404, and no
+    server folder in the message (it was a 503 naming the folder)."""
+    assert client.post("/collections", json={"name": "race-closed"}).status_code == 201
+    added = client.post(
+        "/collections/race-closed/records", json={"records": [{"id": "a", "text": "alpha"}]}
+    )
+    assert added.status_code == 200, added.text
+    registry = live_server.state.collections
+    looked_up, get = registry.get("race-closed"), registry.get
+    assert client.delete("/collections/race-closed").status_code == 200
+    monkeypatch.setattr(
+        registry, "get", lambda name: looked_up if name == "race-closed" else get(name)
+    )
+    answers = [
+        client.post("/collections/race-closed/search", json={"query": "alpha"}),
+        client.get("/collections/race-closed/records"),
+        client.post(
+            "/collections/race-closed/records", json={"records": [{"id": "b", "text": "beta"}]}
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 404, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "collection_not_found"
+        assert str(registry.root) not in error["message"]

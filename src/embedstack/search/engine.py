@@ -15,7 +15,7 @@ from typing import cast
 
 import numpy as np
 
-from embedstack.errors import InvalidInputError, StorageError
+from embedstack.errors import CollectionClosedError, InvalidInputError
 from embedstack.models import EmbeddingModel
 from embedstack.search.fusion import Ranked, mmr, reciprocal_rank_fusion, weighted_fusion
 from embedstack.search.options import SearchOptions
@@ -56,7 +56,7 @@ class SearchEngine:
     def _keyword_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._closed:
-                raise StorageError("the collection is closed")
+                raise CollectionClosedError("the collection is closed")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(KEYWORD_WORKERS, "embedstack-bm25")
             return self._pool

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from embedstack.errors import EmbedstackError
+from embedstack.errors import CollectionClosedError, EmbedstackError
 
 log = logging.getLogger("embedstack.server")
 
@@ -58,6 +58,9 @@ def _embedstack_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EmbedstackError)
     if isinstance(exc, HTTPError):
         return envelope(exc.status, str(exc), exc.code, exc.param)
+    if isinstance(exc, CollectionClosedError):  # deleted meanwhile; its folder is not news
+        message = "the collection was deleted while this request ran"
+        return envelope(404, message, "collection_not_found")
     status = exc.status
     if status >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, exc)

@@ -1,7 +1,7 @@
 """A gate that counts the calls in progress, for stores whose `close()` must wait for them.
 
 Shared by the server-backed stores (PostgreSQL, Milvus): a call made after `close()` gets a
-clear StorageError instead of a closed pool's or client's own exception.
+clear CollectionClosedError instead of a closed pool's or client's own exception.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from embedstack.errors import StorageError
+from embedstack.errors import CollectionClosedError
 
 
 class CallGate:
@@ -26,7 +26,7 @@ class CallGate:
     def call(self) -> Iterator[None]:
         with self._idle:
             if self.closed:
-                raise StorageError(self.closed_message)
+                raise CollectionClosedError(self.closed_message)
             self.active += 1
         try:
             yield

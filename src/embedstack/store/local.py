@@ -37,6 +37,7 @@ from urllib.parse import quote
 import numpy as np
 
 from embedstack.errors import (
+    CollectionClosedError,
     CorruptCollectionError,
     EmbedstackError,
     InvalidInputError,
@@ -164,7 +165,7 @@ class LocalStore:
         try:
             return self._readers.get()
         except ClosedError:
-            raise StorageError(f"the collection at {self.folder} is closed") from None
+            raise CollectionClosedError(f"the collection at {self.folder} is closed") from None
 
     def _open_reader(self) -> sqlite3.Connection:
         """A connection that cannot write: `query_only` where the file is writable (so it can
@@ -221,7 +222,7 @@ class LocalStore:
             with self._readers.using(), self._sqlite_errors():
                 yield
         except ClosedError:
-            raise StorageError(f"the collection at {self.folder} is closed") from None
+            raise CollectionClosedError(f"the collection at {self.folder} is closed") from None
 
     def _has_tables(self) -> bool:
         found = self._reader().execute("SELECT name FROM sqlite_master WHERE type = 'table'")
