@@ -10,6 +10,7 @@ import re
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +86,13 @@ class CollectionRegistry:
             if not (folder / CONFIG_FILE).is_file():
                 raise CollectionNotFoundError(f"no collection named {name!r}")
             self._pending[name] = OPENING
-        try:
+
+        def open_existing() -> Collection:
             config = CollectionConfig.read(folder)
             shared = self._shared(config.model) if config.model in CATALOG else None
-            collection = Collection.open(folder, shared, create=False)
-        except BaseException:
-            self._settle(name)
-            raise
-        self._settle(name, collection)
-        return collection
+            return Collection.open(folder, shared, create=False)
+
+        return self._publish(name, open_existing)
 
     def create(self, name: str, model: str | None, index: str | None) -> Collection:
         """The name is reserved under the lock; the model loads and the folder is made outside
@@ -109,11 +108,20 @@ class CollectionRegistry:
                     409, f"a collection named {name!r} exists", "collection_exists", "name"
                 )
             self._pending[name] = CREATING
-        try:
+
+        def make() -> Collection:
             # A catalog name only: 404 for anything else (find_spec says which names exist).
             shared = self._shared(find_spec(model).name) if model else self._models.get().model
             self.root.mkdir(parents=True, exist_ok=True)
-            collection = Collection.open(folder, shared, index=index)
+            return Collection.open(folder, shared, index=index)
+
+        return self._publish(name, make)
+
+    def _publish(self, name: str, open_: Callable[[], Collection]) -> Collection:
+        """`open_()` for a name reserved in `_pending`, outside the lock; then the collection
+        is published, or on failure the name is freed."""
+        try:
+            collection = open_()
         except BaseException:
             self._settle(name)
             raise
