@@ -104,6 +104,23 @@ def test_writes_are_caught_up_without_a_reload(store):
     assert "new" in hits and IDS[10] in hits and IDS[0] not in hits
 
 
+def test_the_newest_document_emptied_then_compaction(store):
+    """Two catch-ups that went wrong: the newest document losing its last chunk (its id was
+    past the mirror's table of document lengths: an IndexError in every search), and
+    compaction renumbering every row (the mirror kept the old numbers: other rows' texts)."""
+    assert_same(store)
+    store.upsert(["late-1", "late-2"], ["A late paragraph on fusion", "Late keyword notes"],
+                 [{"source": "late.md"}] * 2, unit_vectors(2, DIM, 7))  # fmt: skip
+    assert_same(store)
+    store.delete(["late-1", "late-2"])
+    assert_same(store)
+    store.delete(IDS[:4])
+    assert_same(store)  # the mirror has holes where those rows were
+    store.compact()
+    assert_same(store)
+    assert IDS[4] in dict(store.keyword(TEXTS[4][:80], 5))
+
+
 def test_another_writers_commits_are_seen(store, tmp_path):
     assert_same(store)
     other = open_store(tmp_path / "kb", CollectionConfig(model="memory-test", dim=DIM))

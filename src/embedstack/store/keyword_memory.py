@@ -89,6 +89,7 @@ class Mirror:
     top_vid: int  # the largest vid loaded: rows added later have larger ones
     live: int
     dead_postings: int
+    epoch: int  # the vector epoch: compaction renumbers every vid, so no catching up across it
     frequencies: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     scores: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict, compare=False, repr=False
@@ -233,19 +234,21 @@ class KeywordMemory:
                 self._mirror = mirror
 
 
-_HEAD = "SELECT key, value FROM meta WHERE key IN ('generation', 'keyword_index', {})".format(
-    ", ".join(f"'{s}'" for s in STATS)
+_HEAD = "SELECT key, value FROM meta WHERE key IN ({})".format(
+    ", ".join(f"'{key}'" for key in ("generation", "keyword_index", "vector_epoch", *STATS))
 )
 
 
-def _head(db: sqlite3.Connection) -> tuple[int, str, Stats] | None:
-    """(generation, keyword index signature, statistics) of the last commit, in one read."""
+def _head(db: sqlite3.Connection) -> tuple[int, str, Stats, int] | None:
+    """(generation, keyword index signature, statistics, vector epoch) of the last commit, in
+    one read. The epoch moves when compaction renumbers the rows (vids)."""
     found = dict(db.execute(_HEAD).fetchall())
     if "generation" not in found or "keyword_index" not in found:
         return None
     chunks, chunk_terms, documents, document_terms = (int(found.get(s, 0)) for s in STATS)
     stats = (chunks, chunk_terms, documents, document_terms)
-    return int(found["generation"]), str(found["keyword_index"]), stats
+    epoch = int(found.get("vector_epoch", 0))
+    return int(found["generation"]), str(found["keyword_index"]), stats, epoch
 
 
 T = TypeVar("T")
@@ -330,7 +333,7 @@ def load(db: sqlite3.Connection) -> Mirror | None:
     head = _head(db)
     if head is None:
         raise sqlite3.OperationalError("no generation or keyword index signature in meta")
-    generation, signature, stats = head
+    generation, signature, stats, epoch = head
     vids, lengths, documents = _chunk_rows(db, "", ())
     size = int(vids.max()) + 1 if len(vids) else 0
     alive = np.zeros(size, dtype=bool)
@@ -342,25 +345,29 @@ def load(db: sqlite3.Connection) -> Mirror | None:
     segment = _segment(db, "", ())
     mirror = Mirror(
         generation, signature, stats, (segment,), alive, length, document,
-        _document_lengths(document, length, alive), size - 1, len(vids), 0,
+        _document_lengths(document, length, alive), size - 1, len(vids), 0, epoch,
     )  # fmt: skip
     return mirror if _agrees(mirror) else None
 
 
 def _document_lengths(document: np.ndarray, length: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """Terms per document id, for every id any row names: deleted rows keep theirs, and
+    `_document_scores` indexes by it (sized to the live ones, a deleted last document was an
+    IndexError in every search)."""
+    size = int(document.max()) + 1 if len(document) else 0
     live = alive & (document >= 0)
     if not live.any():
-        return np.zeros(0, dtype=np.int64)
-    return np.bincount(document[live], weights=length[live]).astype(np.int64)
+        return np.zeros(size, dtype=np.int64)
+    return np.bincount(document[live], weights=length[live], minlength=size).astype(np.int64)
 
 
 def catch_up(db: sqlite3.Connection, mirror: Mirror) -> Mirror | None:
     """The mirror moved to the database's state (inside the caller's snapshot), or None when
     that is not cheap or not explained by rows added above `top_vid` and rows deleted."""
     head = _head(db)
-    if head is None or head[1] != mirror.signature:
-        return None
-    generation, signature, stats = head
+    if head is None or head[1] != mirror.signature or head[3] != mirror.epoch:
+        return None  # another index, or rows renumbered by compaction: load afresh
+    generation, signature, stats, epoch = head
     if mirror.live and stats[0] - mirror.live > CATCH_UP_LIMIT * mirror.live:
         return None
     new_vids, new_lengths, new_documents = _chunk_rows(db, "WHERE vid > ?", (mirror.top_vid,))
@@ -395,6 +402,7 @@ def catch_up(db: sqlite3.Connection, mirror: Mirror) -> Mirror | None:
     caught_up = Mirror(
         generation, signature, stats, segments, alive, length, document,
         _document_lengths(document, length, alive), size - 1, int(alive.sum()), dead_postings,
+        epoch,
     )  # fmt: skip
     if not _agrees(caught_up) or len(segments) > MAX_SEGMENTS:
         return None
