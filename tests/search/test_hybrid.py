@@ -107,6 +107,35 @@ def test_diversity_drops_near_duplicates(tmp_path, model):
         assert "rules" in ids(diverse) and diverse[1].scores_by_stage["mmr_rank"] == 2
 
 
+def test_diversity_after_a_rerank_keeps_the_reranked_head_first(tmp_path, model):
+    """MMR weighs one scale of scores: the reranked head's, not those mixed with the first
+    stage's cosines below it (which are larger, and came first)."""
+    animals = [
+        "cat",
+        "dog",
+        "bird",
+        "fish",
+        "horse",
+        "cow",
+        "sheep",
+        "goat",
+        "lion",
+        "tiger",
+        "bear",
+        "wolf",
+        "fox",
+        "deer",
+    ]
+    with Collection.open(tmp_path / "zoo", model) as kb:
+        kb.add([f"the {a} is an animal, an animal {a}" for a in animals], ids=animals)
+        options = {"k": 5, "mode": "dense", "rerank": "builtin", "rerank_depth": 3}
+        plain = kb.search("animal cat", **options)
+        diverse = kb.search("animal cat", diversity=0.01, **options)
+        assert set(ids(diverse)[:3]) == set(ids(plain)[:3])
+        assert all("rerank" in hit.scores_by_stage for hit in diverse[:3])
+        assert len(diverse) == 5
+
+
 # Keyword tables as embedstack wrote them before the document index (version 1).
 VERSION_1 = """
 CREATE TABLE postings (term TEXT NOT NULL, vid INTEGER NOT NULL, tf INTEGER NOT NULL,

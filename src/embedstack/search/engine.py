@@ -133,6 +133,8 @@ class SearchEngine:
             weights = [1 - options.dense_weight, options.dense_weight]
             ranked = _record(weighted_fusion([keyword, dense], weights), "hybrid", stages)
         chunks: dict[str, Chunk] = {}
+        # MMR weighs scores on one scale: the reranked head's, else the first stage's.
+        one_scale = max(k * 4, options.rerank_depth)
         if reranker is not None and text is not None and ranked:
             chunks = self._chunks([id_ for id_, _ in ranked[: options.rerank_depth]], where)
             head = [pair for pair in ranked[: options.rerank_depth] if pair[0] in chunks]
@@ -143,8 +145,9 @@ class SearchEngine:
                 reranked = _fuse_with_retrievers(reranked, stages)
             # Below the reranked head, the first-stage order (and score) stands.
             ranked = _record(reranked, "rerank", stages) + ranked[options.rerank_depth :]
+            one_scale = len(reranked)
         if options.diversity > 0 and ranked:
-            head = ranked[: max(k * 4, options.rerank_depth)]
+            head, tail = ranked[:one_scale], ranked[one_scale:]
             ids = [id_ for id_, _ in head]
             picked = mmr(
                 np.array([score for _, score in head]),
@@ -152,7 +155,8 @@ class SearchEngine:
                 k,
                 options.diversity,
             )
-            ranked = [head[i] for i in picked]
+            # Below a reranked head shorter than k, the first-stage order fills up to k.
+            ranked = [head[i] for i in picked] + tail
             for position, i in enumerate(picked, start=1):
                 stages[ids[i]]["mmr_rank"] = position
         missing = [id_ for id_, _ in ranked[:k] if id_ not in chunks]
