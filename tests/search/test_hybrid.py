@@ -110,22 +110,8 @@ def test_diversity_drops_near_duplicates(tmp_path, model):
 def test_diversity_after_a_rerank_keeps_the_reranked_head_first(tmp_path, model):
     """MMR weighs one scale of scores: the reranked head's, not those mixed with the first
     stage's cosines below it (which are larger, and came first)."""
-    animals = [
-        "cat",
-        "dog",
-        "bird",
-        "fish",
-        "horse",
-        "cow",
-        "sheep",
-        "goat",
-        "lion",
-        "tiger",
-        "bear",
-        "wolf",
-        "fox",
-        "deer",
-    ]
+    animals = ["cat", "dog", "bird", "fish", "horse", "cow", "sheep", "goat", "lion", "tiger",
+               "bear", "wolf", "fox", "deer"]  # fmt: skip
     with Collection.open(tmp_path / "zoo", model) as kb:
         kb.add([f"the {a} is an animal, an animal {a}" for a in animals], ids=animals)
         options = {"k": 5, "mode": "dense", "rerank": "builtin", "rerank_depth": 3}
