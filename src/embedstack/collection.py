@@ -31,7 +31,7 @@ from embedstack.models import CATALOG, DEFAULT_MODEL, EmbeddingModel, find_spec,
 from embedstack.models.cache import DEFAULT_MAX_ENTRIES, CachedEncoder, EmbeddingCache
 from embedstack.rows import check_text, check_whole_number, validate_rows
 from embedstack.search.engine import SearchEngine
-from embedstack.search.options import SearchOptions
+from embedstack.search.options import MAX_K, SearchOptions, check_count
 from embedstack.search.rerank import Reranker, load_reranker
 from embedstack.store.base import MANIFEST
 from embedstack.store.factory import check_store_spec, open_store
@@ -465,10 +465,11 @@ class Collection:
         if not self.get(id):
             raise RecordNotFoundError(f"no record with id {id!r} in {self.folder.name}")
         vector = self._store.vectors([id])[0]
-        wanted = (k if k is not None else (options or SearchOptions()).k) + 1
+        wanted = k if k is not None else (options or SearchOptions()).k
+        check_count("k", wanted)  # before the one added for the record itself
         fields["mode"] = "dense"  # a vector has no words for keyword search
-        hits = self.search(vector, wanted, filter, options=options, **fields)
-        return [hit for hit in hits if hit.id != id][: wanted - 1]
+        hits = self.search(vector, min(wanted + 1, MAX_K), filter, options=options, **fields)
+        return [hit for hit in hits if hit.id != id][:wanted]
 
     def _reranker(self, rerank: str | Reranker) -> Reranker:
         if not isinstance(rerank, str):

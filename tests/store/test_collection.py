@@ -44,6 +44,14 @@ def test_search_finds_the_meaningful_match(kb):
     assert hits[0].text == TEXTS["paris"] and hits[0].metadata == {"n": 0}
 
 
+def test_similar_leaves_the_record_out_and_takes_the_same_k_as_search(kb):
+    assert [h.id for h in kb.similar("berlin", k=1)] == ["paris"]  # capitals, not fruit
+    assert len(kb.similar("berlin", k=10_000)) == 3  # the largest k a search takes
+    for bad in (0, 10_001):
+        with pytest.raises(InvalidInputError, match="^k "):
+            kb.similar("berlin", k=bad)
+
+
 def test_upsert_replaces_text_vector_and_metadata(kb):
     kb.add(["Madrid is the capital of Spain."], ids=["paris"], metadata=[{"n": 99}])
     assert kb.count() == 4

@@ -34,9 +34,9 @@ class SearchOptions:
 
     def check(self) -> None:
         """Reject bad values with a one-line error naming the field (before any work)."""
-        _count("k", self.k)
-        _count("candidates", self.candidates)
-        _count("rerank_depth", self.rerank_depth)
+        check_count("k", self.k)
+        check_count("candidates", self.candidates)
+        check_count("rerank_depth", self.rerank_depth)
         if self.mode not in MODES:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         if self.fusion not in FUSIONS:
@@ -48,7 +48,8 @@ class SearchOptions:
         # `filter` is checked by store.filters.parse_filter, which the engine calls next.
 
 
-def _count(name: str, value: Any) -> None:
+def check_count(name: str, value: Any) -> None:
+    """A whole number from 1 to MAX_K, else a clear error."""
     if check_whole_number(name, value, 1) > MAX_K:
         raise LimitExceededError(f"{name} is {value}; the limit is {MAX_K:,}")
 
