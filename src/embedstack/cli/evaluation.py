@@ -281,6 +281,9 @@ def eval_leaderboard(
                    asdict(row).items() if key != "model"}  # fmt: skip
         track_eval(mlflow_uri, "leaderboard", {"data": data, "split": split, "mode": mode,
                    "models": ",".join(row.model for row in board)}, metrics)  # fmt: skip
+    if board.best is None:
+        err.print("error: no model could be ranked; each row says why")
+        raise typer.Exit(1)
 
 
 def print_leaderboard(board: Leaderboard, console: Console = out) -> None:

@@ -125,9 +125,20 @@ def load_classification(folder: str | Path) -> ClassificationData:
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"no data set folder at {folder}")
-    return ClassificationData(
+    data = ClassificationData(
         train=read_labelled(folder / "train.csv"), test=read_labelled(folder / "test.csv")
     )
+    check_test_labels(data, f"{folder / 'test.csv'}")
+    return data
+
+
+def check_test_labels(data: ClassificationData, where: str = "the test split") -> None:
+    """A classifier cannot predict a label it never saw: refuse test labels unseen in training."""
+    unseen = sorted(set(data.test.labels) - set(data.train.labels))
+    if unseen:
+        shown = ", ".join(repr(label) for label in unseen[:10])
+        more = f" and {len(unseen) - 10} more" if len(unseen) > 10 else ""
+        raise DatasetError(f"{where} has labels the train split lacks: {shown}{more}")
 
 
 def encode_labels(train: Sequence[str], test: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -206,6 +217,7 @@ def evaluate_classification(
     if n_experiments < 1:
         raise InvalidInputError(f"n_experiments must be at least 1, not {n_experiments}")
     dataset = data if isinstance(data, ClassificationData) else load_classification(data)
+    check_test_labels(dataset)
     y_train, y_test = encode_labels(dataset.train.labels, dataset.test.labels)
     if len(np.unique(y_train)) < 2:
         raise InvalidInputError("the train split has one class only; a classifier needs two")

@@ -202,6 +202,12 @@ def leaderboard(
     """
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be at least 1, not {batch_size}")
+    names, skipped = model_list(models)
+    if not names:
+        why = f" ({skipped[0]}{', …' if len(skipped) > 1 else ''})" if skipped else ""
+        raise InvalidInputError(f"no models to rank: name at least one model{why}")
     dataset, notes = _retrieval_data(data, split, max_docs)
     # Bad STS or classification data fails here, before any model runs.
     sts_pairs = sts if isinstance(sts, StsPairs) or sts is None else load_sts(sts, "test")
@@ -209,7 +215,6 @@ def leaderboard(
         labelled = classification
     else:
         labelled = load_classification(classification)
-    names, skipped = model_list(models)
     rows = []
     for number, name in enumerate(names, start=1):
         task = _Task(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from embedstack.errors import DatasetError
+from embedstack.errors import DatasetError, InvalidInputError
 from embedstack.evaluation.report import EvalReport
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
 
@@ -31,7 +31,11 @@ def load_sts(folder: str | Path, split: str = "test") -> StsPairs:
         raise DatasetError(f"missing {path}")
     pairs = StsPairs([], [], np.empty(0))
     scores = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: unreadable ({exc})") from exc
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -43,10 +47,21 @@ def load_sts(folder: str | Path, split: str = "test") -> StsPairs:
         pairs.first.append(first)
         pairs.second.append(second)
         scores.append(score)
-    if not scores:
-        raise DatasetError(f"{path} has no sentence pairs")
     pairs.scores = np.array(scores)
+    _check_gold(pairs.scores, str(path))
     return pairs
+
+
+def _check_gold(scores: np.ndarray, where: str) -> None:
+    """Correlation is undefined with fewer than two pairs or one gold score for all of them."""
+    if len(scores) < 2:
+        found = "no sentence pairs" if not len(scores) else "one sentence pair only"
+        raise DatasetError(f"{where} has {found}; a correlation needs at least two")
+    if np.all(scores == scores[0]):
+        raise DatasetError(
+            f"{where}: every pair has the same gold score ({scores[0]:g}); "
+            "a correlation needs at least two different scores"
+        )
 
 
 def evaluate_sts(
@@ -58,13 +73,22 @@ def evaluate_sts(
     show_progress: bool = False,
 ) -> EvalReport:
     """Spearman (MTEB's main score) and Pearson correlation of cosine similarity with gold."""
-    pairs = data if isinstance(data, StsPairs) else load_sts(data, split)
+    if isinstance(data, StsPairs):
+        _check_gold(np.asarray(data.scores, dtype=float), "the STS pairs")
+        pairs = data
+    else:
+        pairs = load_sts(data, split)
     encoder = load_model(model) if isinstance(model, str) else model
     started = time.perf_counter()
     first = encoder.encode(pairs.first, batch_size=batch_size, show_progress_bar=show_progress)
     second = encoder.encode(pairs.second, batch_size=batch_size, show_progress_bar=show_progress)
     seconds = time.perf_counter() - started
     cosines = (first * second).sum(axis=1)
+    if np.all(cosines == cosines[0]):
+        raise InvalidInputError(
+            f"{encoder.name} gives every pair the same cosine similarity ({float(cosines[0]):g}), "
+            "so its correlation with the gold scores is undefined"
+        )
     return EvalReport(
         {
             "spearman": float(spearmanr(cosines, pairs.scores).statistic),
