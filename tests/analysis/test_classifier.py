@@ -95,7 +95,7 @@ def test_report_matches_sklearn(banking, fitted):
     assert report["macro_f1"] == pytest.approx(f1_score(test_labels, predicted, average="macro"))
     expected = classification_report(test_labels, predicted, output_dict=True)
     assert report["macro avg"] == pytest.approx(expected["macro avg"])
-    assert report[test_labels[0]]["support"] == 10
+    assert report["classes"][test_labels[0]]["support"] == 10
     json.dumps(report)  # plain Python values only
 
 

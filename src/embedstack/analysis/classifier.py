@@ -26,11 +26,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, classification_report, f1_score
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.multiclass import unique_labels
 
 from embedstack.errors import InvalidInputError
 from embedstack.models import DEFAULT_MODEL, EmbeddingModel, load_model
@@ -160,11 +161,22 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         self.dim_ = self.n_features_in_ = vectors.shape[1]
         return self
 
-    def check_labels(self, labels: Iterable[Any]) -> None:
-        """Refuse an unknown head, or labels this head cannot learn, before embedding."""
-        labels = np.asarray(list(labels))
+    def check_params(self) -> None:
+        """Refuse an unknown head, or a C or n_neighbors scikit-learn would reject after all
+        the texts are embedded."""
         if self.head not in HEADS:
             raise InvalidInputError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        C = self.C
+        if isinstance(C, bool) or not isinstance(C, int | float | np.number) or not C > 0:
+            raise InvalidInputError(f"C must be a number above 0, got {C!r}")
+        k = self.n_neighbors
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise InvalidInputError(f"n_neighbors must be a whole number ≥ 1, got {k!r}")
+
+    def check_labels(self, labels: Iterable[Any]) -> None:
+        """Refuse bad parameters, or labels this head cannot learn, before embedding."""
+        labels = np.asarray(list(labels))
+        self.check_params()
         if len(labels) == 0:
             raise InvalidInputError("no labels given")
         classes, counts = np.unique(labels, return_counts=True)
@@ -246,17 +258,34 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         return self.head_.predict_proba(self._as_vectors(self.embed(X), self.dim_))
 
     def report(self, X: Iterable[str], y: Iterable[Any]) -> dict[str, Any]:
-        """scikit-learn's classification report (per class: precision, recall, f1-score,
-        support) with "accuracy" and "macro_f1" on top, as one JSON-ready dict."""
+        """One JSON-ready dict: "n", "accuracy", "macro_f1", "macro avg" and "weighted avg"
+        (precision, recall, f1-score, support), and "classes": the same scores per class.
+
+        Per-class scores live under their own key, so a class named "accuracy" or "n" cannot
+        overwrite a summary (or be overwritten by one, as in scikit-learn's own report)."""
         texts = as_texts(X)
         truth = as_labels(y, len(texts))
         predicted = self.predict(texts)
-        report = classification_report(truth, predicted, output_dict=True, zero_division=0)
+        labels = unique_labels(truth, predicted)
+        per_class = precision_recall_fscore_support(
+            truth, predicted, labels=labels, zero_division=0
+        )
+        classes = {
+            str(label): _scores(precision, recall, f1, support)
+            for label, precision, recall, f1, support in zip(labels, *per_class, strict=True)
+        }
+        averages = {}
+        for average in ("macro", "weighted"):
+            precision, recall, f1, _ = precision_recall_fscore_support(
+                truth, predicted, labels=labels, average=average, zero_division=0
+            )
+            averages[f"{average} avg"] = _scores(precision, recall, f1, len(texts))
         return {
-            **_plain(report),
-            "accuracy": float(accuracy_score(truth, predicted)),
-            "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
             "n": len(texts),
+            "accuracy": float(accuracy_score(truth, predicted)),
+            "macro_f1": averages["macro avg"]["f1-score"],
+            **averages,
+            "classes": classes,
         }
 
     # ---- save and load --------------------------------------------------------------------
@@ -332,10 +361,11 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         return self
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python numbers, so the report serialises as JSON."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+def _scores(precision: Any, recall: Any, f1: Any, support: Any) -> dict[str, float | int]:
+    """One row of the report as plain Python numbers (JSON-ready)."""
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1-score": float(f1),
+        "support": int(support),
+    }

@@ -204,6 +204,12 @@ class Projector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if method == "umap" and umap_class is None:
             log.warning("umap-learn is not installed; projecting with PCA instead")
             method = "pca"
+        if method == "tsne" and (matrix == matrix[0]).all():
+            # scikit-learn's PCA start crashes the process (SIGSEGV) on rows with no spread,
+            # and a map of one point repeated says nothing anyway.
+            raise InvalidInputError(
+                f"all {n_rows} vectors are identical; t-SNE cannot map identical points"
+            )
         self.method_ = method
         self.n_features_in_ = n_dims
         self._n_features_out = self.n_components

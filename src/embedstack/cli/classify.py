@@ -40,6 +40,7 @@ DataOpt = Annotated[Path, typer.Option(help="CSV (with a header) or JSONL file, 
 TextColumnOpt = Annotated[str, typer.Option(help="Column (or JSON field) holding the text.")]
 LabelColumnOpt = Annotated[str, typer.Option(help="Column (or JSON field) holding the label.")]
 FolderArg = Annotated[Path, typer.Argument(help="Folder written by `classify train`.")]
+AVERAGES = ("macro avg", "weighted avg")  # rows of `classify eval`'s table below the classes
 
 
 def _load(folder: Path) -> EmbeddingClassifier:
@@ -77,12 +78,18 @@ def train(
 
     if head not in HEADS:
         fail(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    check_model(model, None)
-    rows = read_labelled(data, text_column, label_column)
+    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+        fail(
+            f"{out_dir} already exists: give a new folder "
+            "(classify train never overwrites a classifier)"
+        )
     classifier = EmbeddingClassifier(
         model=model, head=head, backend=backend, C=c, n_neighbors=n_neighbors,
         batch_size=batch_size, show_progress=True,
     )  # fmt: skip
+    classifier.check_params()  # a bad --C or --n-neighbors fails before any text is embedded
+    check_model(model, None)
+    rows = read_labelled(data, text_column, label_column)
     classifier.check_labels(rows.labels)  # one class only fails before the model loads
     _warm(classifier)
     classifier.fit(rows.texts, rows.labels)
@@ -167,13 +174,12 @@ def evaluate(
     table = Table(title=Text(title))
     for name in ("label", "precision", "recall", "f1", "support"):
         table.add_column(name, justify="left" if name == "label" else "right")
-    averages = ("macro avg", "weighted avg")
-    classes = [key for key, value in report.items() if isinstance(value, dict)]
-    for label in [c for c in classes if c not in averages] + [None, *averages]:
-        if label is None:
+    lines = [*report["classes"].items(), None, *((a, report[a]) for a in AVERAGES)]
+    for line in lines:
+        if line is None:
             table.add_section()
             continue
-        scores = report[label]
+        label, scores = line
         table.add_row(
             Text(escape_controls(label)),
             f"{scores['precision']:.3f}",

@@ -27,6 +27,7 @@ from embedstack.rag.llm import ChatModel
 from embedstack.training.options import FinetuneOptions
 from embedstack.training.pairs import (
     TrainingPair,
+    check_enough_pairs,
     pairs_kind,
     read_beir_pairs,
     read_pairs_jsonl,
@@ -42,6 +43,7 @@ class FinetuneReport:
     base: str
     train: str
     pairs: dict[str, int]  # by source: labelled, title, ict, llm
+    trained_pairs: int  # pairs the trainer saw: mining drops those it finds no negative for
     steps: int
     seconds: float
     options: dict[str, Any]
@@ -140,17 +142,17 @@ def finetune(
 
         load_beir(eval_data, eval_split)  # a broken eval set fails before hours of training
     pairs, corpus = load_pairs(train, options, llm, show_progress)
+    check_enough_pairs(len(pairs), len(pairs))  # before the base model is evaluated or loaded
     report = FinetuneReport(
-        model=str(out), base=base, train=str(train), pairs=_count_sources(pairs), steps=0,
-        seconds=0.0, options=asdict(options),
+        model=str(out), base=base, train=str(train), pairs=_count_sources(pairs),
+        trained_pairs=0, steps=0, seconds=0.0, options=asdict(options),
     )  # fmt: skip
     if eval_data is not None:
         report.before = _evaluate(str(base_folder), eval_data, eval_split, show_progress)
     from embedstack.training.trainer import train_model
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    report.steps, report.losses = train_model(
+    report.steps, report.losses, report.trained_pairs = train_model(
         base_folder, pairs, corpus, out, options, callbacks=callbacks, show_progress=show_progress
     )
     report.seconds = time.perf_counter() - started

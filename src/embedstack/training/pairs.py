@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedstack.config import CONFIG_FILE
-from embedstack.errors import DatasetError
+from embedstack.errors import DatasetError, InvalidInputError
 from embedstack.evaluation.beir import load_beir
 from embedstack.evaluation.files import jsonl_rows
 
@@ -76,3 +76,17 @@ def sample(pairs: Sequence[TrainingPair], limit: int | None, seed: int) -> list[
     if limit is None or len(pairs) <= limit:
         return list(pairs)
     return random.Random(seed).sample(list(pairs), limit)
+
+
+def check_enough_pairs(kept: int, given: int) -> None:
+    """In-batch negatives need two pairs: alone, a pair's loss is zero and nothing is learned."""
+    if kept < 2:
+        dropped = (
+            f" ({given - kept} of {given} dropped: no negative found for them)"
+            if kept < given
+            else ""
+        )
+        raise InvalidInputError(
+            f"fine-tuning needs at least 2 training pairs, got {kept}{dropped}; "
+            "give more pairs (a fine-tune learns by telling them apart)"
+        )

@@ -26,7 +26,7 @@ from embedstack.models.sbert_folder import side_prompts
 from embedstack.progress import progress_with_status
 from embedstack.settings import get_settings
 from embedstack.training.options import FinetuneOptions
-from embedstack.training.pairs import TrainingPair
+from embedstack.training.pairs import TrainingPair, check_enough_pairs
 
 # Trainer state in a checkpoint that a model folder does not need.
 STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
@@ -54,11 +54,13 @@ def train_model(
     *,
     callbacks: Sequence[Any] = (),
     show_progress: bool = False,
-) -> tuple[int, list[tuple[int, float]]]:
+) -> tuple[int, list[tuple[int, float]], int]:
     """Train into a hidden folder beside `out` and rename it into place when done.
 
-    Returns (steps, [(step, loss)]). A crash leaves no `out`; Ctrl-C publishes the last
-    checkpoint as `out` and raises FinetuneInterrupted.
+    Returns (steps, [(step, loss)], pairs trained on: mining drops those without a negative).
+    Fewer than 2 pairs left fail with InvalidInputError before anything is written. A crash
+    leaves no `out`; Ctrl-C publishes the last checkpoint as `out` and raises
+    FinetuneInterrupted.
     """
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
@@ -71,6 +73,8 @@ def train_model(
         dataset = to_dataset(pairs)
         if options.hard_negatives and "negative" not in dataset.column_names:
             dataset = mine_negatives(dataset, model, corpus, base_folder, options, show_progress)
+        check_enough_pairs(len(dataset), len(pairs))
+        out.parent.mkdir(parents=True, exist_ok=True)
         trainer = SentenceTransformerTrainer(
             model=model,
             args=training_arguments(
@@ -94,7 +98,7 @@ def train_model(
     finally:
         progress.close()
         remove_tree(work)
-    return trainer.state.global_step, progress.losses
+    return trainer.state.global_step, progress.losses, len(dataset)
 
 
 def quiet_libraries() -> None:
